@@ -1,0 +1,78 @@
+//! The shared context of a running portal: the pool, the clock, the settings, and the
+//! per-process caches. The web server and the scheduler both hold one.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgPool;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::duties::Materializer;
+use crate::db::settings::{self, Settings};
+use crate::domain::time::local_date;
+
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+pub struct Inner {
+    pub pool: PgPool,
+    pub clock: Clock,
+    pub config: Config,
+    settings: RwLock<Arc<Settings>>,
+    pub materializer: Materializer,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    /// Load the settings (fixing the time zone on a new installation) and build the context.
+    pub async fn new(pool: PgPool, clock: Clock, config: Config) -> anyhow::Result<App> {
+        let mut conn = pool.acquire().await?;
+        let s = settings::load_or_install(&mut conn, &config.time_zone).await?;
+        drop(conn);
+        Ok(App(Arc::new(Inner {
+            pool,
+            clock,
+            config,
+            settings: RwLock::new(Arc::new(s)),
+            materializer: Materializer::default(),
+        })))
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().map(|s| s.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// Re-read the settings from the database (after a change, or on a scheduler pass).
+    pub async fn reload_settings(&self) -> anyhow::Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let s = settings::load(&mut conn).await?;
+        match self.settings.write() {
+            Ok(mut guard) => *guard = Arc::new(s),
+            Err(e) => *e.into_inner() = Arc::new(s),
+        }
+        Ok(())
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's local date at `now`.
+    pub fn today_at(&self, now: DateTime<Utc>) -> NaiveDate {
+        local_date(self.settings().tz, now)
+    }
+
+    /// Make sure every owed duty of every started period exists (cheap until the clock
+    /// crosses a month boundary). Call before opening a transaction that reads or writes
+    /// duties.
+    pub async fn ensure_duties(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
+        self.materializer.ensure(&self.pool, &self.settings(), now).await
+    }
+}

@@ -1,0 +1,621 @@
+//! Duties: creating what is owed (materialization), keeping each duty's counts in step
+//! with its records, reading them with their status at an instant, and rolling them up
+//! over a subtree.
+//!
+//! Every owed duty of every period that has started exists whenever anyone reads it:
+//! changes that alter liability (a new organisation, a role, a template) create their
+//! duties in their own transaction, and the passage of time into a new period is caught
+//! by [`Materializer::ensure`], which every reader calls and which does the work once,
+//! under an advisory lock, whoever gets there first (a reader or the scheduler).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+
+use super::locks;
+use super::settings::Settings;
+use crate::domain::period::{Cadence, Period};
+use crate::domain::status::{Settled, Status, status_at};
+use crate::domain::time::{Deadlines, deadlines, local_date, local_midnight};
+use crate::error::AppResult;
+
+/// Organisations per insert statement when a whole rule period is materialized.
+const ORG_CHUNK: i64 = 50_000;
+
+/// One rule period that has started and has no duties yet.
+#[derive(Debug, Clone)]
+struct PlannedPeriod {
+    rule_id: i64,
+    period: Period,
+    version_id: i64,
+    required: i32,
+    deadlines: Deadlines,
+}
+
+#[derive(sqlx::FromRow)]
+struct VersionRow {
+    rule_id: i64,
+    cadence: String,
+    version_id: i64,
+    effective_from: NaiveDate,
+    retired: bool,
+    min_count: i32,
+    grace_days: i32,
+    lead_days: Option<i32>,
+}
+
+/// Every (rule, period) that has started by `now`, back to each rule's first version,
+/// whose duties do not exist yet; `only_rules` narrows it to some rules.
+async fn plan(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    now: DateTime<Utc>,
+    only_rules: Option<&[i64]>,
+) -> sqlx::Result<Vec<PlannedPeriod>> {
+    let versions: Vec<VersionRow> = sqlx::query_as(
+        "select r.id as rule_id, r.cadence, v.id as version_id, v.effective_from, v.retired, v.min_count,
+                v.grace_days, v.lead_days
+         from rule r join rule_version v on v.rule_id = r.id
+         where $1::bigint[] is null or r.id = any($1)
+         order by r.id, v.effective_from",
+    )
+    .bind(only_rules)
+    .fetch_all(&mut *conn)
+    .await?;
+    let done: HashSet<(i64, String)> = sqlx::query_as::<_, (i64, String)>(
+        "select rule_id, period_key from rule_period
+         where materialized_at is not null and ($1::bigint[] is null or rule_id = any($1))",
+    )
+    .bind(only_rules)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+
+    let today = local_date(settings.tz, now);
+    let mut by_rule: Vec<(i64, Cadence, Vec<&VersionRow>)> = Vec::new();
+    for v in &versions {
+        let cadence: Cadence = v.cadence.parse().map_err(|_| sqlx::Error::Decode("unknown cadence".into()))?;
+        match by_rule.last_mut() {
+            Some((id, _, vs)) if *id == v.rule_id => vs.push(v),
+            _ => by_rule.push((v.rule_id, cadence, vec![v])),
+        }
+    }
+    let mut planned = Vec::new();
+    for (rule_id, cadence, vs) in by_rule {
+        let first_effective = vs[0].effective_from;
+        let mut first = Period::containing(cadence, first_effective);
+        if first.first_day() < first_effective {
+            first = first.next();
+        }
+        let current = Period::containing(cadence, today);
+        for period in first.through(current) {
+            if done.contains(&(rule_id, period.to_string())) {
+                continue;
+            }
+            let day = period.first_day();
+            let Some(v) = vs.iter().rev().find(|v| v.effective_from <= day) else { continue };
+            if v.retired {
+                continue;
+            }
+            let lead = v.lead_days.map_or(settings.lead_days.of(cadence), |d| d.max(0) as u32);
+            planned.push(PlannedPeriod {
+                rule_id,
+                period,
+                version_id: v.version_id,
+                required: v.min_count,
+                deadlines: deadlines(settings.tz, period, v.grace_days.max(0) as u32, lead),
+            });
+        }
+    }
+    planned.sort_by_key(|p| (p.period.first_day(), p.rule_id));
+    Ok(planned)
+}
+
+/// Create the rule period and all its owed duties, in org-id chunks, then count the
+/// records that already exist for them. Runs in the caller's transaction.
+async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: DateTime<Utc>) -> sqlx::Result<u64> {
+    let key = p.period.to_string();
+    sqlx::query(
+        "insert into rule_period (rule_id, period_key, period_start, period_end, version_id, required, due_at, due_soon_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict (rule_id, period_key) do update
+           set version_id = excluded.version_id, required = excluded.required,
+               due_at = excluded.due_at, due_soon_at = excluded.due_soon_at
+           where rule_period.materialized_at is null",
+    )
+    .bind(p.rule_id)
+    .bind(&key)
+    .bind(p.period.first_day())
+    .bind(p.period.end())
+    .bind(p.version_id)
+    .bind(p.required)
+    .bind(p.deadlines.due_at)
+    .bind(p.deadlines.due_soon_at)
+    .execute(&mut *conn)
+    .await?;
+    let (lo, hi): (Option<i64>, Option<i64>) =
+        sqlx::query_as("select min(id), max(id) from org").fetch_one(&mut *conn).await?;
+    let mut created = 0;
+    if let (Some(lo), Some(hi)) = (lo, hi) {
+        let mut start = lo;
+        while start <= hi {
+            let end = start + ORG_CHUNK - 1;
+            created += sqlx::query(
+                "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at)
+                 select org_id, rule_id, person_id, period_key, required, due_at, cancelled, $5
+                 from owed_duty
+                 where rule_id = $1 and period_key = $2 and org_id between $3 and $4
+                 on conflict do nothing",
+            )
+            .bind(p.rule_id)
+            .bind(&key)
+            .bind(start)
+            .bind(end)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            start = end + 1;
+        }
+    }
+    sqlx::query(
+        "with s as (
+            select org_id, person_id,
+                   count(*) filter (where state = 'accepted') as accepted,
+                   count(*) filter (where state = 'submitted') as pending,
+                   array_agg(submitted_at order by submitted_at) filter (where state = 'accepted') as times
+            from record where rule_id = $1 and period_key = $2 and state in ('accepted', 'submitted')
+            group by org_id, person_id)
+         update duty d set accepted = s.accepted, pending = s.pending,
+                nth_accepted_at = case when s.accepted >= d.required then s.times[d.required] end
+         from s
+         where d.rule_id = $1 and d.period_key = $2 and d.org_id = s.org_id
+           and d.person_id is not distinct from s.person_id",
+    )
+    .bind(p.rule_id)
+    .bind(&key)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("update rule_period set materialized_at = $3 where rule_id = $1 and period_key = $2")
+        .bind(p.rule_id)
+        .bind(&key)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(created)
+}
+
+/// The first instant at which a period of any cadence may start after `now`: the next
+/// local first of a month. Until then nothing new can become owed by the clock alone.
+fn next_boundary(settings: &Settings, now: DateTime<Utc>) -> DateTime<Utc> {
+    let month = Period::containing(Cadence::Month, local_date(settings.tz, now));
+    local_midnight(settings.tz, month.end())
+}
+
+/// What one materialization pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Materialized {
+    pub rule_periods: usize,
+    pub duties: u64,
+}
+
+/// Materialize every started rule period that has no duties yet, one rule period per
+/// transaction, under the exclusive liability lock. Returns what it did and the instant
+/// until which nothing more is owed.
+pub async fn materialize_all(
+    pool: &PgPool,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Materialized, DateTime<Utc>)> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("select pg_advisory_lock($1)").bind(locks::LIABILITY).execute(&mut *conn).await?;
+    let result = materialize_all_locked(&mut conn, settings, now).await;
+    let unlocked = sqlx::query("select pg_advisory_unlock($1)").bind(locks::LIABILITY).execute(&mut *conn).await;
+    if unlocked.is_err() {
+        // Closing the connection is what releases a session lock for certain.
+        conn.detach();
+    }
+    result
+}
+
+async fn materialize_all_locked(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Materialized, DateTime<Utc>)> {
+    let through: Option<DateTime<Utc>> =
+        sqlx::query_scalar("select materialized_through from materializer_state").fetch_one(&mut *conn).await?;
+    if let Some(t) = through
+        && t > now
+    {
+        return Ok((Materialized::default(), t));
+    }
+    let mut done = Materialized::default();
+    for p in plan(conn, settings, now, None).await? {
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        done.duties += materialize_period(&mut tx, &p, now).await?;
+        tx.commit().await?;
+        done.rule_periods += 1;
+    }
+    let next = next_boundary(settings, now);
+    sqlx::query("update materializer_state set materialized_through = $1").bind(next).execute(&mut *conn).await?;
+    if done.rule_periods > 0 {
+        tracing::info!(rule_periods = done.rule_periods, duties = done.duties, "materialized duties");
+    }
+    Ok((done, next))
+}
+
+/// Materialize the started periods of some rules (a template just installed) inside the
+/// caller's transaction, holding the liability lock until it commits.
+pub async fn materialize_rules(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    rule_ids: &[i64],
+    now: DateTime<Utc>,
+) -> sqlx::Result<Materialized> {
+    sqlx::query("select pg_advisory_xact_lock($1)").bind(locks::LIABILITY).execute(&mut *conn).await?;
+    let mut done = Materialized::default();
+    for p in plan(conn, settings, now, Some(rule_ids)).await? {
+        done.duties += materialize_period(conn, &p, now).await?;
+        done.rule_periods += 1;
+    }
+    Ok(done)
+}
+
+/// The per-process memory of how far materialization is known to reach, so that a read
+/// costs nothing until the clock crosses the next month boundary.
+#[derive(Debug, Default)]
+pub struct Materializer {
+    through_secs: AtomicI64,
+}
+
+impl Materializer {
+    /// Make sure every started period's duties exist at `now`.
+    pub async fn ensure(&self, pool: &PgPool, settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<()> {
+        if now.timestamp() < self.through_secs.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (_, through) = materialize_all(pool, settings, now).await?;
+        self.through_secs.store(through.timestamp(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Remember how far a pass run elsewhere (the scheduler) reached.
+    pub fn remember(&self, through: DateTime<Utc>) {
+        self.through_secs.store(through.timestamp(), Ordering::Release);
+    }
+}
+
+/// Take the liability lock in shared mode for the caller's transaction: changes to
+/// records and single organisations run alongside each other, never in the middle of a
+/// materialization.
+pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("select pg_advisory_xact_lock_shared($1)").bind(locks::LIABILITY).execute(conn).await?;
+    Ok(())
+}
+
+/// Bring the duties of some organisations in line with what they owe for every rule
+/// period that exists: create what is missing (counting records already kept), set or
+/// clear `cancelled`, and remove what is no longer owed and has no history.
+pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<Utc>) -> sqlx::Result<()> {
+    lock_shared(conn).await?;
+    let created: Vec<i64> = sqlx::query_scalar(
+        "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at)
+         select od.org_id, od.rule_id, od.person_id, od.period_key, od.required, od.due_at, od.cancelled, $2
+         from owed_duty od join rule_period rp on rp.rule_id = od.rule_id and rp.period_key = od.period_key
+         where od.org_id = any($1) and rp.materialized_at is not null
+         on conflict do nothing
+         returning id",
+    )
+    .bind(org_ids)
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update duty d set cancelled = od.cancelled
+         from owed_duty od
+         where d.org_id = any($1) and od.org_id = d.org_id and od.rule_id = d.rule_id
+           and od.period_key = d.period_key and od.person_id is not distinct from d.person_id
+           and d.cancelled <> od.cancelled",
+    )
+    .bind(org_ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "delete from duty d
+         where d.org_id = any($1) and d.accepted = 0 and d.pending = 0 and d.waived_at is null
+           and not exists (select 1 from owed_duty od where od.org_id = d.org_id and od.rule_id = d.rule_id
+                           and od.period_key = d.period_key and od.person_id is not distinct from d.person_id)
+           and not exists (select 1 from record r where r.org_id = d.org_id and r.rule_id = d.rule_id
+                           and r.period_key = d.period_key and r.person_id is not distinct from d.person_id)
+           and not exists (select 1 from notification_event e where e.duty_id = d.id)",
+    )
+    .bind(org_ids)
+    .execute(&mut *conn)
+    .await?;
+    if !created.is_empty() {
+        recount_ids(conn, &created).await?;
+    }
+    Ok(())
+}
+
+/// Recount the records of these duties.
+async fn recount_ids(conn: &mut PgConnection, duty_ids: &[i64]) -> sqlx::Result<()> {
+    sqlx::query(
+        "with s as (
+            select d.id,
+                   count(r.id) filter (where r.state = 'accepted') as accepted,
+                   count(r.id) filter (where r.state = 'submitted') as pending,
+                   array_agg(r.submitted_at order by r.submitted_at) filter (where r.state = 'accepted') as times
+            from duty d
+            left join record r on r.org_id = d.org_id and r.rule_id = d.rule_id and r.period_key = d.period_key
+                 and r.person_id is not distinct from d.person_id and r.state in ('accepted', 'submitted')
+            where d.id = any($1)
+            group by d.id)
+         update duty d set accepted = s.accepted, pending = s.pending,
+                nth_accepted_at = case when s.accepted >= d.required then s.times[d.required] end
+         from s where d.id = s.id
+           and (d.accepted, d.pending) is distinct from (s.accepted, s.pending)",
+    )
+    .bind(duty_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A duty's class before and after its records changed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Refreshed {
+    pub duty_id: i64,
+    pub before: String,
+    pub after: String,
+}
+
+/// Recount one duty's records after one of them changed state, and fire the
+/// notification it now owes if the change sent it back below its count after a
+/// threshold (a record returned after the deadline). Returns `None` when no duty is owed
+/// for that organisation, rule, person and period.
+pub async fn refresh(
+    conn: &mut PgConnection,
+    org_id: i64,
+    rule_id: i64,
+    person_id: Option<i64>,
+    period_key: &str,
+    now: DateTime<Utc>,
+    today: NaiveDate,
+) -> sqlx::Result<Option<Refreshed>> {
+    let row: Option<Refreshed> = sqlx::query_as(
+        "with old as (
+            select id, class from duty
+            where org_id = $1 and rule_id = $2 and person_id is not distinct from $3 and period_key = $4
+            for update),
+         s as (
+            select count(*) filter (where state = 'accepted') as accepted,
+                   count(*) filter (where state = 'submitted') as pending,
+                   array_agg(submitted_at order by submitted_at) filter (where state = 'accepted') as times
+            from record
+            where org_id = $1 and rule_id = $2 and person_id is not distinct from $3 and period_key = $4
+              and state in ('accepted', 'submitted'))
+         update duty d set accepted = s.accepted, pending = s.pending,
+                nth_accepted_at = case when s.accepted >= d.required then s.times[d.required] end
+         from s, old
+         where d.id = old.id
+         returning d.id as duty_id, old.class as before, d.class as after",
+    )
+    .bind(org_id)
+    .bind(rule_id)
+    .bind(person_id)
+    .bind(period_key)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(r) = &row
+        && r.after == Settled::Pending.as_str()
+        && r.before != r.after
+    {
+        super::notifications::fire_entered(conn, r.duty_id, now, today).await?;
+    }
+    Ok(row)
+}
+
+/// A duty as pages and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DutyView {
+    pub id: String,
+    pub rule: String,
+    pub person: Option<String>,
+    pub person_name: Option<String>,
+    pub period: String,
+    pub due_at: DateTime<chrono::FixedOffset>,
+    pub required: i32,
+    pub accepted: i32,
+    pub pending: i32,
+    pub status: Status,
+    pub title: String,
+    pub clause: String,
+    pub record_kind: String,
+    pub needs_review: bool,
+    #[serde(skip)]
+    pub due_soon_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub rule_id: i64,
+    #[serde(skip)]
+    pub person_id: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct DutyRow {
+    id: i64,
+    rule_id: i64,
+    rule: String,
+    person_id: Option<i64>,
+    person_name: Option<String>,
+    period_key: String,
+    due_at: DateTime<Utc>,
+    due_soon_at: DateTime<Utc>,
+    required: i32,
+    accepted: i32,
+    pending: i32,
+    class: String,
+    title: String,
+    clause: String,
+    record_kind: String,
+    needs_review: bool,
+}
+
+impl DutyRow {
+    fn view(self, settings: &Settings, now: DateTime<Utc>) -> DutyView {
+        let settled: Settled = self.class.parse().unwrap_or(Settled::Pending);
+        let dl = Deadlines { due_at: self.due_at, due_soon_at: self.due_soon_at };
+        DutyView {
+            id: self.id.to_string(),
+            rule: self.rule,
+            person: self.person_id.map(|p| p.to_string()),
+            person_name: self.person_name,
+            period: self.period_key,
+            due_at: self.due_at.with_timezone(&settings.tz).fixed_offset(),
+            required: self.required,
+            accepted: self.accepted,
+            pending: self.pending,
+            status: status_at(settled, dl, now),
+            title: self.title,
+            clause: self.clause,
+            record_kind: self.record_kind,
+            needs_review: self.needs_review,
+            due_soon_at: self.due_soon_at,
+            rule_id: self.rule_id,
+            person_id: self.person_id,
+        }
+    }
+}
+
+/// One organisation's duties whose period is exactly `period`, in the order the rules
+/// stand in their systems, then by person.
+pub async fn for_org_period(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    org_id: i64,
+    period: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<DutyView>> {
+    let rows: Vec<DutyRow> = sqlx::query_as(
+        "select d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
+                rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
+                v.needs_review
+         from duty d
+         join rule r on r.id = d.rule_id
+         join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
+         join rule_version v on v.id = rp.version_id
+         left join person p on p.id = d.person_id
+         where d.org_id = $1 and d.period_key = $2
+         order by r.system_id, r.position, p.name, d.person_id",
+    )
+    .bind(org_id)
+    .bind(period)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.view(settings, now)).collect())
+}
+
+/// Counts of duties by status, all eight statuses present.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub waived: i64,
+    pub fulfilled: i64,
+    pub late: i64,
+    pub cancelled: i64,
+    pub submitted: i64,
+    pub overdue: i64,
+    pub due_soon: i64,
+    pub open: i64,
+}
+
+impl StatusCounts {
+    pub fn add(&mut self, status: Status, n: i64) {
+        let slot = match status {
+            Status::Waived => &mut self.waived,
+            Status::Fulfilled => &mut self.fulfilled,
+            Status::Late => &mut self.late,
+            Status::Cancelled => &mut self.cancelled,
+            Status::Submitted => &mut self.submitted,
+            Status::Overdue => &mut self.overdue,
+            Status::DueSoon => &mut self.due_soon,
+            Status::Open => &mut self.open,
+        };
+        *slot += n;
+    }
+
+    pub fn get(&self, status: Status) -> i64 {
+        match status {
+            Status::Waived => self.waived,
+            Status::Fulfilled => self.fulfilled,
+            Status::Late => self.late,
+            Status::Cancelled => self.cancelled,
+            Status::Submitted => self.submitted,
+            Status::Overdue => self.overdue,
+            Status::DueSoon => self.due_soon,
+            Status::Open => self.open,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        Status::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+
+    /// Duties done (fulfilled or late) out of those that count (not waived or cancelled).
+    pub fn completion(&self) -> Option<f64> {
+        let counted = self.total() - self.waived - self.cancelled;
+        (counted > 0).then(|| (self.fulfilled + self.late) as f64 / counted as f64)
+    }
+}
+
+/// Per-subtree counts by status for `period`, for each of `org_ids` (each covering its
+/// whole subtree), read from the maintained totals rather than from the duties.
+pub async fn subtree_counts(
+    conn: &mut PgConnection,
+    org_ids: &[i64],
+    period: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<HashMap<i64, StatusCounts>> {
+    type TotalRow = (i64, String, i64, DateTime<Utc>, DateTime<Utc>);
+    let rows: Vec<TotalRow> = sqlx::query_as(
+        "select t.org_id, t.class, t.n, rp.due_at, rp.due_soon_at
+         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         where t.org_id = any($1) and t.period_key = $2 and t.n <> 0",
+    )
+    .bind(org_ids)
+    .bind(period)
+    .fetch_all(conn)
+    .await?;
+    let mut out: HashMap<i64, StatusCounts> = org_ids.iter().map(|id| (*id, StatusCounts::default())).collect();
+    for (org_id, class, n, due_at, due_soon_at) in rows {
+        let settled: Settled = class.parse().unwrap_or(Settled::Pending);
+        let status = status_at(settled, Deadlines { due_at, due_soon_at }, now);
+        out.entry(org_id).or_default().add(status, n);
+    }
+    Ok(out)
+}
+
+/// Whether a period key names a period that has started by `now` (a future key has no
+/// duties yet).
+pub fn has_started(settings: &Settings, period: Period, now: DateTime<Utc>) -> bool {
+    period.first_day() <= local_date(settings.tz, now)
+}
+
+/// Waive one duty with a reason (admins only; checked by the caller).
+pub async fn waive(conn: &mut PgConnection, duty_id: i64, by: i64, reason: &str, now: DateTime<Utc>) -> AppResult<()> {
+    lock_shared(conn).await?;
+    sqlx::query(
+        "update duty set waived_at = $2, waived_by = $3, waived_reason = $4 where id = $1 and waived_at is null",
+    )
+    .bind(duty_id)
+    .bind(now)
+    .bind(by)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

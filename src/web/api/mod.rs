@@ -1,0 +1,132 @@
+//! The JSON API under `/api/v1` (DESIGN.md section 4): bearer tokens, JSON errors, and the
+//! OpenAPI document.
+
+mod duties;
+mod openapi;
+mod orgs;
+mod records;
+mod templates;
+mod users;
+
+use axum::Router;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+
+use crate::domain::access::Principal;
+use crate::error::AppError;
+
+pub fn router() -> Router<App> {
+    Router::new()
+        .route("/openapi.json", get(openapi::document))
+        .merge(duties::router())
+        .merge(orgs::router())
+        .merge(records::router())
+        .merge(templates::router())
+        .merge(users::router())
+        .fallback(|| async { AppError::not_found("no such API route") })
+}
+
+/// The caller of an API request, authenticated by `Authorization: Bearer TOKEN`, with the
+/// instant the request is judged at.
+pub struct ApiUser {
+    pub principal: Principal,
+    pub now: DateTime<Utc>,
+    pub today: NaiveDate,
+    pub ip: Option<String>,
+}
+
+impl FromRequestParts<App> for ApiUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<ApiUser, AppError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= 200)
+            .ok_or(AppError::Unauthenticated)?;
+        let now = app.now();
+        let today = app.today_at(now);
+        let mut conn = app.pool.acquire().await?;
+        let principal =
+            crate::db::users::principal_for_token(&mut conn, token, today).await?.ok_or(AppError::Unauthenticated)?;
+        let ip = crate::web::client_ip(parts);
+        Ok(ApiUser { principal, now, today, ip })
+    }
+}
+
+/// A JSON body, parsed with the path of the offending field on failure (400, never 422).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<App> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, app: &App) -> Result<ApiJson<T>, AppError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|ct| ct.starts_with("application/json") || ct.contains("+json"));
+        if !is_json {
+            return Err(AppError::bad_input("body", "send the body as application/json"));
+        }
+        let bytes = axum::body::Bytes::from_request(req, app).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::TooLarge("the request body is too large".into())
+            } else {
+                AppError::bad_input("body", "the request body could not be read")
+            }
+        })?;
+        let bytes = if bytes.is_empty() { axum::body::Bytes::from_static(b"{}") } else { bytes };
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let field = if path == "." || path.is_empty() {
+                missing_field(&inner.to_string()).unwrap_or_else(|| "body".to_owned())
+            } else {
+                path
+            };
+            AppError::bad_input(field, json_message(&inner))
+        })
+    }
+}
+
+fn missing_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("missing field `")?;
+    Some(rest.split('`').next()?.to_owned())
+}
+
+fn json_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // Drop serde's "at line 1 column 20": the field says where.
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    }
+}
+
+/// Parse a `YYYY-MM-DD` date from a JSON field.
+pub fn parse_date(field: &'static str, s: &str) -> Result<NaiveDate, AppError> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::bad_input(field, "a date is written YYYY-MM-DD, e.g. 2026-03-01"))
+}
+
+/// An id from a URL: an unknown or malformed one is simply not found.
+pub fn parse_id(what: &'static str, s: &str) -> Result<i64, AppError> {
+    s.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| AppError::not_found(what))
+}
+
+/// 201 Created with a JSON body.
+pub fn created<T: serde::Serialize>(body: T) -> impl IntoResponse {
+    (StatusCode::CREATED, axum::Json(body))
+}

@@ -1,0 +1,44 @@
+//! The one place where requests meet the access rules of DESIGN.md section 3: every page
+//! and API handler loads the objects it touches through these functions, which answer 404
+//! for what the caller cannot see and 403 for what they see but may not do.
+
+use sqlx::PgConnection;
+
+use crate::db::orgs::{self, Org};
+use crate::db::records::{self, RecordView};
+use crate::domain::access::Principal;
+use crate::error::{AppError, AppResult};
+
+/// An organisation the caller can see, by code.
+pub async fn visible_org(conn: &mut PgConnection, who: &Principal, code: &str) -> AppResult<Org> {
+    match orgs::find_by_code(conn, code).await? {
+        Some(org) if who.can_see(&org.path) => Ok(org),
+        _ => Err(AppError::not_found(format!("organisation {code}"))),
+    }
+}
+
+/// An organisation the caller can see, by id.
+pub async fn visible_org_id(conn: &mut PgConnection, who: &Principal, id: i64) -> AppResult<Org> {
+    match orgs::find_by_id(conn, id).await? {
+        Some(org) if who.can_see(&org.path) => Ok(org),
+        _ => Err(AppError::not_found("organisation")),
+    }
+}
+
+/// A record the caller can see (its organisation is visible, or they review it).
+pub async fn visible_record(
+    conn: &mut PgConnection,
+    who: &Principal,
+    id: i64,
+    tz: chrono_tz::Tz,
+) -> AppResult<RecordView> {
+    match records::find(conn, id, tz).await? {
+        Some(r) if who.can_see(&r.org_path) || who.can_review(&r.org_path) => Ok(r),
+        _ => Err(AppError::not_found("record")),
+    }
+}
+
+/// Configuration is for admins.
+pub fn require_admin(who: &Principal) -> AppResult<()> {
+    if who.can_configure() { Ok(()) } else { Err(AppError::forbidden("only an administrator may do this")) }
+}
