@@ -90,6 +90,11 @@ impl From<sqlx::Error> for AppError {
                 }
                 Some("23514") => return AppError::bad_input(constraint_field(&constraint), "value not allowed"),
                 Some("22001") => return AppError::bad_input("input", "value too long"),
+                Some("22021") | Some("22P05") => {
+                    return AppError::bad_input("input", "text may not contain the NUL character");
+                }
+                Some("22008") | Some("22007") => return AppError::bad_input("input", "a date or time out of range"),
+                Some("22003") => return AppError::bad_input("input", "a number out of range"),
                 Some("40001") | Some("40P01") => {
                     return AppError::Conflict("a concurrent change won; try again".into());
                 }

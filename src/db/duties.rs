@@ -608,7 +608,7 @@ pub fn has_started(settings: &Settings, period: Period, now: DateTime<Utc>) -> b
 /// Waive one duty with a reason (admins only; checked by the caller).
 pub async fn waive(conn: &mut PgConnection, duty_id: i64, by: i64, reason: &str, now: DateTime<Utc>) -> AppResult<()> {
     lock_shared(conn).await?;
-    sqlx::query(
+    let changed = sqlx::query(
         "update duty set waived_at = $2, waived_by = $3, waived_reason = $4 where id = $1 and waived_at is null",
     )
     .bind(duty_id)
@@ -616,6 +616,54 @@ pub async fn waive(conn: &mut PgConnection, duty_id: i64, by: i64, reason: &str,
     .bind(by)
     .bind(reason)
     .execute(conn)
-    .await?;
+    .await?
+    .rows_affected();
+    if changed == 0 {
+        return Err(crate::error::AppError::conflict("the duty is waived already"));
+    }
     Ok(())
+}
+
+/// The duties of some organisations in one year (every cadence), for the workbench:
+/// `orgs` pairs an organisation with the person whose duties alone are wanted there
+/// (a leadership member), or `None` for all of them (its secretary).
+pub async fn for_orgs_year(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    orgs: &[(i64, Option<i64>)],
+    year: i32,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Vec<(i64, DutyView)>> {
+    let ids: Vec<i64> = orgs.iter().map(|(id, _)| *id).collect();
+    let rows: Vec<OrgDutyRow> = sqlx::query_as(
+        "select d.org_id, d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
+                rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
+                v.needs_review
+         from duty d
+         join rule r on r.id = d.rule_id
+         join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
+         join rule_version v on v.id = rp.version_id
+         left join person p on p.id = d.person_id
+         where d.org_id = any($1) and d.period_key >= $2 and d.period_key < $3
+         order by d.org_id, d.due_at, r.system_id, r.position, p.name",
+    )
+    .bind(&ids)
+    .bind(year.to_string())
+    .bind((year + 1).to_string())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| {
+            orgs.iter().any(|(id, person)| *id == r.org_id && person.is_none_or(|p| r.duty.person_id == Some(p)))
+        })
+        .map(|r| (r.org_id, r.duty.view(settings, now)))
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct OrgDutyRow {
+    org_id: i64,
+    #[sqlx(flatten)]
+    duty: DutyRow,
 }

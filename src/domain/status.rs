@@ -381,8 +381,9 @@ mod tests {
     fn leap_day_month_deadline() {
         let feb: Period = "2028-02".parse().unwrap();
         let f = DutyFacts { period: feb, deadlines: deadlines(tz(), feb, 0, 3), ..q3(1) };
-        assert_eq!(f.status(local(2028, 2, 26, 0, 0, 0)), Status::DueSoon);
-        assert_eq!(f.status(local(2028, 2, 25, 23, 59, 59)), Status::Open);
+        // Due at 1 March 00:00; three days' lead opens the window on 27 February.
+        assert_eq!(f.status(local(2028, 2, 27, 0, 0, 0)), Status::DueSoon);
+        assert_eq!(f.status(local(2028, 2, 26, 23, 59, 59)), Status::Open);
         assert_eq!(f.status(local(2028, 2, 29, 23, 59, 59)), Status::DueSoon);
         assert_eq!(f.status(local(2028, 3, 1, 0, 0, 0)), Status::Overdue);
     }

@@ -51,6 +51,10 @@ async fn install_template(
     guard::require_admin(&user.principal)?;
     let template = templates::find(&code).ok_or_else(|| AppError::not_found(format!("template {code}")))?;
     let effective_from = parse_date("effective_from", &body.effective_from)?;
+    // Each started period back to effective_from gets its duties now: keep that bounded.
+    if chrono::Datelike::year(&effective_from) < chrono::Datelike::year(&user.today) - 10 {
+        return Err(AppError::bad_input("effective_from", "a system takes effect at most ten years back"));
+    }
     let settings = app.settings();
     app.ensure_duties(user.now).await?;
     let mut tx = app.pool.begin().await?;
