@@ -145,3 +145,51 @@ pub async fn principal(conn: &mut PgConnection, user: &User, today: NaiveDate) -
         grants: people::grants_on(conn, user.person_id, today).await?,
     })
 }
+
+/// Failed sign-ins in the last `minutes`, for this login and for this client address.
+pub async fn recent_failures(
+    conn: &mut PgConnection,
+    login: &str,
+    ip: &str,
+    since: DateTime<Utc>,
+) -> sqlx::Result<(i64, i64)> {
+    sqlx::query_as(
+        "select (select count(*) from login_failure where login = $1 and at >= $3),
+                (select count(*) from login_failure where ip = $2 and at >= $3)",
+    )
+    .bind(login)
+    .bind(ip)
+    .bind(since)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn record_failure(conn: &mut PgConnection, login: &str, ip: &str, now: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query("insert into login_failure (login, ip, at) values ($1, $2, $3)")
+        .bind(login.chars().take(100).collect::<String>())
+        .bind(ip)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Change a user's password and end all their sessions.
+pub async fn set_password(conn: &mut PgConnection, user_id: i64, password: &str, now: DateTime<Utc>) -> AppResult<()> {
+    check_password(password)?;
+    let hash = secret::hash_password(password)?;
+    sqlx::query("update app_user set password_hash = $2, password_changed_at = $3 where id = $1")
+        .bind(user_id)
+        .bind(hash)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("delete from session where user_id = $1").bind(user_id).execute(conn).await?;
+    Ok(())
+}
+
+/// Remember a user's language.
+pub async fn set_locale(conn: &mut PgConnection, user_id: i64, locale: &str) -> sqlx::Result<()> {
+    sqlx::query("update app_user set locale = $2 where id = $1").bind(user_id).bind(locale).execute(conn).await?;
+    Ok(())
+}

@@ -2,8 +2,13 @@
 //! server's life cycle. `api/` holds the JSON API.
 
 pub mod api;
+pub mod assets;
 mod error;
+pub mod format;
 pub mod guard;
+pub mod i18n;
+pub mod pages;
+pub mod session;
 
 use std::time::Duration;
 
@@ -27,7 +32,9 @@ pub fn router(app: App) -> Router {
     let https = app.config.https();
     let mut r = Router::new()
         .route("/healthz", get(healthz))
+        .route("/static/{*path}", get(assets::serve))
         .nest("/api/v1", api::router())
+        .merge(pages::router(app.clone()))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "internal error")
@@ -43,6 +50,7 @@ pub fn router(app: App) -> Router {
 /// Headers every response carries (SECURITY.md rows 14–15).
 fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
     let mut h = vec![
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
