@@ -2,9 +2,11 @@
 //! module per aggregate. Functions take a connection (`&mut PgConnection`) so that callers
 //! compose them inside one transaction.
 
+pub mod attachments;
 pub mod audit;
 pub mod cluster;
 pub mod duties;
+pub mod feeds;
 pub mod notifications;
 pub mod orgs;
 pub mod people;

@@ -26,9 +26,34 @@ pub fn url(path: &str) -> String {
     format!("/static/{path}?v={v}")
 }
 
+/// `app.css`: every file of `static/css/` in name order, so that each area keeps its own
+/// stylesheet and the browser still makes one request.
+fn stylesheet() -> &'static [u8] {
+    static CSS: OnceLock<Vec<u8>> = OnceLock::new();
+    CSS.get_or_init(|| {
+        let mut names: Vec<String> =
+            Static::iter().filter(|f| f.starts_with("css/") && f.ends_with(".css")).map(|f| f.into_owned()).collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            if let Some(f) = Static::get(&name) {
+                out.extend_from_slice(format!("/* {name} */\n").as_bytes());
+                out.extend_from_slice(&f.data);
+                out.push(b'\n');
+            }
+        }
+        out
+    })
+}
+
 pub async fn serve(Path(path): Path<String>, RawQuery(query): RawQuery) -> Response {
-    match Static::get(&path) {
-        Some(file) => {
+    let file = if path == "app.css" {
+        Some(std::borrow::Cow::Borrowed(stylesheet()))
+    } else {
+        Static::get(&path).map(|f| f.data)
+    };
+    match file {
+        Some(data) => {
             let mime = mime_guess::from_path(&path).first_or_octet_stream();
             let content_type = if mime.type_() == "text"
                 || mime.essence_str() == "image/svg+xml"
@@ -38,7 +63,7 @@ pub async fn serve(Path(path): Path<String>, RawQuery(query): RawQuery) -> Respo
             } else {
                 mime.essence_str().to_owned()
             };
-            let mut resp = file.data.into_owned().into_response();
+            let mut resp = data.into_owned().into_response();
             let h = resp.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&content_type) {
                 h.insert(header::CONTENT_TYPE, v);

@@ -205,3 +205,67 @@ impl TestApp {
         self.org("HX-2", "branch", Some("HGS"), "2017-01-01").await;
     }
 }
+
+/// The password `TestApp::user` gives everyone.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A browser-like client of the pages: it keeps cookies, and knows the session's CSRF token.
+pub struct PageClient {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+}
+
+/// The value of the first `name="csrf"` hidden field of a page.
+pub fn csrf_of(html: &str) -> Option<String> {
+    let i = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
+    Some(html[i..].split('"').next()?.to_owned())
+}
+
+impl TestApp {
+    /// A fresh cookie-keeping client that has not signed in.
+    pub fn anonymous(&self) -> PageClient {
+        let http =
+            reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        PageClient { http, base: self.base.clone(), csrf: String::new() }
+    }
+
+    /// Sign in through the sign-in form, as a person would; panics unless it works.
+    pub async fn sign_in(&self, login: &str) -> PageClient {
+        let mut c = self.anonymous();
+        let (st, html) = c.get("/login").await;
+        assert_eq!(st, StatusCode::OK);
+        let pre = csrf_of(&html).expect("the sign-in form has a CSRF field");
+        let resp = c
+            .http
+            .post(format!("{}/login", c.base))
+            .form(&[("login", login), ("password", PASSWORD), ("csrf", pre.as_str()), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "sign-in as {login} failed: {}", resp.text().await.unwrap());
+        let (st, html) = c.get("/").await;
+        assert_eq!(st, StatusCode::OK, "{html}");
+        c.csrf = csrf_of(&html).expect("a signed-in page carries the session's CSRF token");
+        c
+    }
+}
+
+impl PageClient {
+    pub async fn get(&self, path: &str) -> (StatusCode, String) {
+        let resp = self.http.get(format!("{}{}", self.base, path)).send().await.expect("request");
+        let st = resp.status();
+        (st, resp.text().await.unwrap())
+    }
+
+    /// Post a form with the session's CSRF token added; returns the status, the
+    /// `Location` header if any, and the body.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (StatusCode, Option<String>, String) {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        all.push(("csrf", self.csrf.as_str()));
+        let resp = self.http.post(format!("{}{}", self.base, path)).form(&all).send().await.expect("request");
+        let st = resp.status();
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (st, location, resp.text().await.unwrap())
+    }
+}

@@ -2,6 +2,10 @@
 //! the session middleware. Handlers render one askama template struct per page.
 
 mod auth;
+mod calendar;
+mod notifications;
+mod records;
+mod subtree;
 mod workbench;
 
 use askama::Template;
@@ -19,6 +23,10 @@ pub fn router(app: App) -> Router<App> {
     Router::new()
         .merge(auth::router())
         .merge(workbench::router())
+        .merge(records::router())
+        .merge(subtree::router())
+        .merge(calendar::router())
+        .merge(notifications::router())
         .layer(axum::middleware::from_fn_with_state(app, crate::web::session::load))
 }
 
