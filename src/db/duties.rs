@@ -145,8 +145,10 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
         while start <= hi {
             let end = start + ORG_CHUNK - 1;
             created += sqlx::query(
-                "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at)
-                 select org_id, rule_id, person_id, period_key, required, due_at, cancelled, $5
+                "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at,
+                                   waived_at, waived_by, waived_reason)
+                 select org_id, rule_id, person_id, period_key, required, due_at, cancelled, $5,
+                        waived_at, waived_by, waived_reason
                  from owed_duty
                  where rule_id = $1 and period_key = $2 and org_id between $3 and $4
                  on conflict do nothing",
@@ -298,14 +300,23 @@ pub async fn lock_shared(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// What [`sync_orgs`] changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    pub created: i64,
+    pub removed: i64,
+}
+
 /// Bring the duties of some organisations in line with what they owe for every rule
 /// period that exists: create what is missing (counting records already kept), set or
 /// clear `cancelled`, and remove what is no longer owed and has no history.
-pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<Utc>) -> sqlx::Result<()> {
+pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<Utc>) -> sqlx::Result<Synced> {
     lock_shared(conn).await?;
     let created: Vec<i64> = sqlx::query_scalar(
-        "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at)
-         select od.org_id, od.rule_id, od.person_id, od.period_key, od.required, od.due_at, od.cancelled, $2
+        "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at,
+                           waived_at, waived_by, waived_reason)
+         select od.org_id, od.rule_id, od.person_id, od.period_key, od.required, od.due_at, od.cancelled, $2,
+                od.waived_at, od.waived_by, od.waived_reason
          from owed_duty od join rule_period rp on rp.rule_id = od.rule_id and rp.period_key = od.period_key
          where od.org_id = any($1) and rp.materialized_at is not null
          on conflict do nothing
@@ -325,7 +336,7 @@ pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<U
     .bind(org_ids)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    let removed = sqlx::query(
         "delete from duty d
          where d.org_id = any($1) and d.accepted = 0 and d.pending = 0 and d.waived_at is null
            and not exists (select 1 from owed_duty od where od.org_id = d.org_id and od.rule_id = d.rule_id
@@ -336,14 +347,23 @@ pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<U
     )
     .bind(org_ids)
     .execute(&mut *conn)
-    .await?;
+    .await?
+    .rows_affected();
     if !created.is_empty() {
         recount_ids(conn, &created).await?;
     }
-    Ok(())
+    Ok(Synced { created: created.len() as i64, removed: removed as i64 })
 }
 
-/// Recount the records of these duties.
+/// Recount the records of these duties (just created: records kept before they were owed
+/// count for them).
+pub async fn recount(conn: &mut PgConnection, duty_ids: &[i64]) -> sqlx::Result<()> {
+    if duty_ids.is_empty() {
+        return Ok(());
+    }
+    recount_ids(conn, duty_ids).await
+}
+
 async fn recount_ids(conn: &mut PgConnection, duty_ids: &[i64]) -> sqlx::Result<()> {
     sqlx::query(
         "with s as (

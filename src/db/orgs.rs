@@ -273,3 +273,79 @@ pub async fn reopen(conn: &mut PgConnection, org: &Org, now: DateTime<Utc>) -> A
     duties::sync_orgs(conn, &[org.id], now).await?;
     Ok(())
 }
+
+/// What moving an organisation did (or, in a preview, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MoveSummary {
+    /// The organisation and its descendants.
+    pub organisations: i64,
+    /// Duties now owed that were not (rules installed on the new branch of the tree).
+    pub duties_created: i64,
+    /// Duties no longer owed (rules installed only on the old branch), without records.
+    pub duties_removed: i64,
+}
+
+/// Move an organisation, with its whole subtree, under another parent. Paths are
+/// rewritten in one statement (subtree queries stay indexed), the subtree's totals move
+/// from the old ancestors to the new ones, and what the subtree owes is brought in line
+/// with the rules installed on its new place in the tree.
+pub async fn move_to(
+    conn: &mut PgConnection,
+    org: &Org,
+    new_parent: &Org,
+    now: DateTime<Utc>,
+) -> AppResult<MoveSummary> {
+    if new_parent.path.starts_with(&org.path) {
+        return Err(AppError::bad_input("parent", "an organisation cannot move under itself or its own descendants"));
+    }
+    if org.parent_id == Some(new_parent.id) {
+        return Ok(MoveSummary::default());
+    }
+    let ids: Vec<i64> = sqlx::query_scalar("select id from org where path >= $1 and path < subtree_upper($1)")
+        .bind(&org.path)
+        .fetch_all(&mut *conn)
+        .await?;
+    let deepest: i32 = sqlx::query_scalar(
+        "select coalesce(max(cardinality(path)), 0) from org where path >= $1 and path < subtree_upper($1)",
+    )
+    .bind(&org.path)
+    .fetch_one(&mut *conn)
+    .await?;
+    if new_parent.depth() + (deepest as usize + 1 - org.depth()) > 32 {
+        return Err(AppError::bad_input("parent", "the tree would be deeper than 32 levels"));
+    }
+    duties::lock_shared(conn).await?;
+    // The subtree's totals leave the old ancestors and join the new ones (an ancestor
+    // both had and have keeps them: the deltas cancel).
+    let old_ancestors: Vec<i64> = org.path[..org.path.len() - 1].to_vec();
+    sqlx::query(
+        "insert into duty_total as t (org_id, rule_id, period_key, class, n)
+         select a.id, s.rule_id, s.period_key, s.class, sum(s.n * a.sign)
+         from duty_total s
+         cross join (select unnest($2::bigint[]) as id, -1 as sign
+                     union all select unnest($3::bigint[]), 1) a
+         where s.org_id = $1
+         group by 1, 2, 3, 4 having sum(s.n * a.sign) <> 0
+         order by 1, 2, 3, 4
+         on conflict (org_id, period_key, rule_id, class) do update set n = t.n + excluded.n",
+    )
+    .bind(org.id)
+    .bind(&old_ancestors)
+    .bind(&new_parent.path)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "update org set path = $2 || path[$3:],
+                        parent_id = case when id = $4 then $5 else parent_id end
+         where path >= $1 and path < subtree_upper($1)",
+    )
+    .bind(&org.path)
+    .bind(&new_parent.path)
+    .bind(org.path.len() as i32)
+    .bind(org.id)
+    .bind(new_parent.id)
+    .execute(&mut *conn)
+    .await?;
+    let synced = duties::sync_orgs(conn, &ids, now).await?;
+    Ok(MoveSummary { organisations: ids.len() as i64, duties_created: synced.created, duties_removed: synced.removed })
+}
