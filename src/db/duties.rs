@@ -326,16 +326,21 @@ pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<U
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    sqlx::query(
-        "update duty d set cancelled = od.cancelled
-         from owed_duty od
-         where d.org_id = any($1) and od.org_id = d.org_id and od.rule_id = d.rule_id
-           and od.period_key = d.period_key and od.person_id is not distinct from d.person_id
-           and d.cancelled <> od.cancelled",
+    // Cancelled follows the organisation's last active day, for every duty it has (also
+    // those kept for their history after a retroactive close).
+    let reopened: Vec<i64> = sqlx::query_scalar::<_, Option<i64>>(
+        "update duty d set cancelled = (o.active_until is not null and o.active_until < rp.period_end - 1)
+         from org o, rule_period rp
+         where d.org_id = any($1) and o.id = d.org_id and rp.rule_id = d.rule_id and rp.period_key = d.period_key
+           and d.cancelled <> (o.active_until is not null and o.active_until < rp.period_end - 1)
+         returning case when d.class = 'pending' then d.id end",
     )
     .bind(org_ids)
-    .execute(&mut *conn)
-    .await?;
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .flatten()
+    .collect();
     let removed = sqlx::query(
         "delete from duty d
          where d.org_id = any($1) and d.accepted = 0 and d.pending = 0 and d.waived_at is null
@@ -351,6 +356,14 @@ pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<U
     .rows_affected();
     if !created.is_empty() {
         recount_ids(conn, &created).await?;
+    }
+    // A duty no longer cancelled (a reopened organisation) that is past a threshold now
+    // enters it, and is told once.
+    if !reopened.is_empty() {
+        let today = super::settings::local_today(conn, now).await?;
+        for id in reopened {
+            super::notifications::fire_entered(conn, id, now, today).await?;
+        }
     }
     Ok(Synced { created: created.len() as i64, removed: removed as i64 })
 }

@@ -112,3 +112,15 @@ pub async fn store(conn: &mut PgConnection, key: &str, value: &serde_json::Value
     .await?;
     Ok(())
 }
+
+/// Today's local date at `now`, in the deployment's stored zone (for functions deep in
+/// the database layer that are not handed the settings).
+pub async fn local_today(
+    conn: &mut PgConnection,
+    now: chrono::DateTime<chrono::Utc>,
+) -> sqlx::Result<chrono::NaiveDate> {
+    let name: Option<String> =
+        sqlx::query_scalar("select value #>> '{}' from setting where key = 'time_zone'").fetch_optional(conn).await?;
+    let tz: Tz = name.and_then(|n| n.parse().ok()).unwrap_or(chrono_tz::Asia::Shanghai);
+    Ok(crate::domain::time::local_date(tz, now))
+}
