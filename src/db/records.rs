@@ -682,3 +682,202 @@ pub async fn open_for_orgs(conn: &mut PgConnection, org_ids: &[i64], year: i32) 
     .fetch_all(conn)
     .await
 }
+
+// ---- Appended for the record pages (forms, record page, duty page, review queue). ----
+
+/// Move a draft to another day. Only drafts move: the day is fixed at the first
+/// submission. The same checks as [`create`]: not after today, the organisation active
+/// that day, and the rule, as in force that day, binding it.
+pub async fn change_draft_date(
+    conn: &mut PgConnection,
+    actor: &Actor<'_>,
+    id: i64,
+    occurred_on: NaiveDate,
+) -> AppResult<RecordView> {
+    duties::lock_shared(conn).await?;
+    let rec = lock(conn, id, actor.tz).await?;
+    check_submitter(actor, &rec)?;
+    if rec.state != "draft" {
+        return Err(AppError::conflict("the date is fixed once a record has been submitted"));
+    }
+    if rec.occurred_on == occurred_on {
+        return Ok(rec);
+    }
+    if occurred_on > actor.today {
+        return Err(AppError::bad_input("occurred_on", "the date is in the future"));
+    }
+    let org = super::orgs::find_by_id(conn, rec.org_id).await?.ok_or_else(|| AppError::not_found("record"))?;
+    if !org.is_active_on(occurred_on) {
+        return Err(AppError::bad_input("occurred_on", "the organisation was not active on that date"));
+    }
+    let rule: Rule = sqlx::query_as("select id, code, system_id, cadence, binds, record_kind from rule where id = $1")
+        .bind(rec.rule_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let binds = rules::version_on(conn, rule.id, occurred_on).await?.is_some_and(|v| rules::binds(&v, &org));
+    if !binds {
+        return Err(AppError::bad_input(
+            "occurred_on",
+            format!("rule {} does not bind {} on that date", rule.code, org.code),
+        ));
+    }
+    let period = Period::containing(rule.cadence(), occurred_on);
+    sqlx::query("update record set occurred_on = $2, period_key = $3 where id = $1")
+        .bind(id)
+        .bind(occurred_on)
+        .bind(period.to_string())
+        .execute(&mut *conn)
+        .await?;
+    recount(conn, actor, &rec).await?;
+    let moved = find(conn, id, actor.tz).await?.ok_or_else(|| AppError::not_found("record"))?;
+    recount(conn, actor, &moved).await?;
+    write_audit(conn, actor, "record.redate", id, rec.org_id, json!({"from": rec.occurred_on, "to": occurred_on}))
+        .await?;
+    Ok(moved)
+}
+
+/// One entry of a record's history with the actor's name (from the audit log).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct NamedHistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub actor_name: Option<String>,
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+/// Who did what to a record, when, oldest first, with names as people read them.
+pub async fn history_named(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<NamedHistoryEntry>> {
+    sqlx::query_as(
+        "select a.at, a.actor, p.name as actor_name, a.action, a.detail
+         from audit_log a left join app_user u on u.id = a.actor_id left join person p on p.id = u.person_id
+         where a.object_type = 'record' and a.object_id = $1::text order by a.at, a.id limit 500",
+    )
+    .bind(id.to_string())
+    .fetch_all(conn)
+    .await
+}
+
+/// One version of a record's text, with who wrote it and when.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionText {
+    pub version: i32,
+    pub title: String,
+    pub body: String,
+    pub attendees: serde_json::Value,
+    pub meeting: Option<serde_json::Value>,
+    pub author: String,
+    pub author_name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl VersionText {
+    pub fn attendee_list(&self) -> Vec<String> {
+        serde_json::from_value(self.attendees.clone()).unwrap_or_default()
+    }
+
+    pub fn meeting_details(&self) -> Option<Meeting> {
+        self.meeting.clone().and_then(|m| serde_json::from_value(m).ok())
+    }
+}
+
+/// Every version of a record, oldest first (bodies included; at most 500).
+pub async fn versions(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<VersionText>> {
+    sqlx::query_as(
+        "select v.version, v.title, v.body, v.attendees, v.meeting, u.login as author, p.name as author_name,
+                v.created_at
+         from record_version v join app_user u on u.id = v.created_by join person p on p.id = u.person_id
+         where v.record_id = $1 order by v.version limit 500",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
+}
+
+/// One version of a record's text.
+pub async fn version_text(conn: &mut PgConnection, id: i64, version: i32) -> sqlx::Result<Option<VersionText>> {
+    sqlx::query_as(
+        "select v.version, v.title, v.body, v.attendees, v.meeting, u.login as author, p.name as author_name,
+                v.created_at
+         from record_version v join app_user u on u.id = v.created_by join person p on p.id = u.person_id
+         where v.record_id = $1 and v.version = $2",
+    )
+    .bind(id)
+    .bind(version)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Records of root organisations awaiting review (an admin reviews those), oldest first.
+pub async fn awaiting_review_roots(conn: &mut PgConnection, limit: i64, tz: Tz) -> sqlx::Result<Vec<RecordView>> {
+    let rows: Vec<RecordRow> = sqlx::query_as(select_record!(
+        "where rec.state = 'submitted' and o.parent_id is null order by rec.submitted_at limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| r.view(tz)).collect())
+}
+
+/// The deadlines (`due_at`) of some (rule, period) pairs: the same for every organisation.
+pub async fn due_dates(
+    conn: &mut PgConnection,
+    keys: &[(i64, String)],
+) -> sqlx::Result<std::collections::HashMap<(i64, String), DateTime<Utc>>> {
+    let rule_ids: Vec<i64> = keys.iter().map(|(r, _)| *r).collect();
+    let periods: Vec<String> = keys.iter().map(|(_, p)| p.clone()).collect();
+    let rows: Vec<(i64, String, DateTime<Utc>)> = sqlx::query_as(
+        "select rp.rule_id, rp.period_key, rp.due_at from rule_period rp
+         join unnest($1::bigint[], $2::text[]) as k(rule_id, period_key)
+           on k.rule_id = rp.rule_id and k.period_key = rp.period_key",
+    )
+    .bind(&rule_ids)
+    .bind(&periods)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|(r, p, d)| ((r, p), d)).collect())
+}
+
+/// Which duty a duty id names (the duty page starts from it).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DutyRef {
+    pub id: i64,
+    pub org_id: i64,
+    pub rule_id: i64,
+    pub person_id: Option<i64>,
+    pub period_key: String,
+}
+
+pub async fn find_duty_ref(conn: &mut PgConnection, duty_id: i64) -> sqlx::Result<Option<DutyRef>> {
+    sqlx::query_as("select id, org_id, rule_id, person_id, period_key from duty where id = $1")
+        .bind(duty_id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// The duty a record counts for, if it exists.
+pub async fn duty_ref_of(conn: &mut PgConnection, rec: &RecordView) -> sqlx::Result<Option<DutyRef>> {
+    sqlx::query_as(
+        "select id, org_id, rule_id, person_id, period_key from duty
+         where org_id = $1 and period_key = $2 and rule_id = $3 and person_id is not distinct from $4",
+    )
+    .bind(rec.org_id)
+    .bind(&rec.period)
+    .bind(rec.rule_id)
+    .bind(rec.person_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The names of some users' people, by user id (lists show who submitted).
+pub async fn user_names(
+    conn: &mut PgConnection,
+    user_ids: &[i64],
+) -> sqlx::Result<std::collections::HashMap<i64, String>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("select u.id, p.name from app_user u join person p on p.id = u.person_id where u.id = any($1)")
+            .bind(user_ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
