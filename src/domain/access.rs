@@ -114,6 +114,27 @@ impl Principal {
         self.is_admin
     }
 
+    /// The organisations the user records for, each with the person whose duties alone
+    /// are theirs there: `None` as secretary (all the organisation's duties), their own
+    /// person as a leadership member (the duties that bind them).
+    pub fn record_targets(&self) -> Vec<(i64, Option<i64>)> {
+        let mut targets: Vec<(i64, Option<i64>)> = Vec::new();
+        for g in &self.grants {
+            let org_id = g.org_id();
+            match g.role {
+                Role::Secretary => {
+                    targets.retain(|(id, _)| *id != org_id);
+                    targets.push((org_id, None));
+                }
+                Role::Member if !targets.iter().any(|(id, _)| *id == org_id) => {
+                    targets.push((org_id, Some(self.person_id)));
+                }
+                _ => {}
+            }
+        }
+        targets
+    }
+
     /// The organisations whose subtrees the user sees, as the shortest set of paths
     /// (an admin sees everything and gets `None`).
     pub fn visible_roots(&self) -> Option<Vec<Vec<i64>>> {
@@ -199,6 +220,20 @@ mod tests {
         let a = Principal { is_admin: true, grants: vec![], ..who(Role::Member, &[1]) };
         assert!(a.can_see(&[9, 8]) && a.can_submit(&[9], None) && a.can_review(&[9]) && a.can_configure());
         assert_eq!(a.visible_roots(), None);
+    }
+
+    #[test]
+    fn a_secretary_records_everything_and_a_member_only_their_own_duties() {
+        let p = Principal {
+            grants: vec![
+                Grant { role: Role::Member, org_path: vec![1, 2] },
+                Grant { role: Role::Secretary, org_path: vec![1, 2] },
+                Grant { role: Role::Member, org_path: vec![1, 3] },
+                Grant { role: Role::Coordinator, org_path: vec![1] },
+            ],
+            ..who(Role::Member, &[1])
+        };
+        assert_eq!(p.record_targets(), vec![(2, None), (3, Some(20))]);
     }
 
     #[test]

@@ -15,7 +15,6 @@ use crate::app::App;
 use crate::db::duties::{self, DutyView};
 use crate::db::orgs::{self, Org};
 use crate::db::records::{self, OpenRecord};
-use crate::domain::access::Role;
 use crate::domain::status::Status;
 use crate::domain::time::local_date;
 use crate::web::format;
@@ -97,20 +96,7 @@ async fn workbench(
 
     // The organisations the user records for: as secretary all their duties, as a
     // leadership member the duties that bind them.
-    let mut targets: Vec<(i64, Option<i64>)> = Vec::new();
-    for g in &user.principal.grants {
-        let Some(&org_id) = g.org_path.last() else { continue };
-        match g.role {
-            Role::Secretary => {
-                targets.retain(|(id, _)| *id != org_id);
-                targets.push((org_id, None));
-            }
-            Role::Member if !targets.iter().any(|(id, _)| *id == org_id) => {
-                targets.push((org_id, Some(user.principal.person_id)));
-            }
-            _ => {}
-        }
-    }
+    let targets = user.principal.record_targets();
     let mut conn = app.pool.acquire().await.page(&user)?;
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list: Vec<Org> = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
