@@ -9,6 +9,7 @@ pub mod duties;
 pub mod feeds;
 pub mod notifications;
 pub mod orgs;
+pub mod overview;
 pub mod people;
 pub mod records;
 pub mod rules;

@@ -42,3 +42,19 @@ pub async fn visible_record(
 pub fn require_admin(who: &Principal) -> AppResult<()> {
     if who.can_configure() { Ok(()) } else { Err(AppError::forbidden("only an administrator may do this")) }
 }
+
+/// An organisation whose whole subtree the caller sees (an admin, or a secretary,
+/// coordinator or inspector of it or of an ancestor), by code: the subtree overview.
+/// A leadership member sees only their own organisation, so not its subtree: 404.
+pub async fn visible_subtree(conn: &mut PgConnection, who: &Principal, code: &str) -> AppResult<Org> {
+    match orgs::find_by_code(conn, code).await? {
+        Some(org) if who.can_see(&org.path) && sees_subtree(who, &org.path) => Ok(org),
+        _ => Err(AppError::not_found(format!("organisation {code}"))),
+    }
+}
+
+/// Whether the caller sees the whole subtree of the organisation at `path`.
+pub fn sees_subtree(who: &Principal, path: &[i64]) -> bool {
+    who.is_admin
+        || who.grants.iter().any(|g| g.role != crate::domain::access::Role::Member && path.starts_with(&g.org_path))
+}

@@ -1,0 +1,290 @@
+//! Read-only queries for the subtree overview (下级概况): the organisations around one
+//! organisation, the period keys that exist, per-subtree counts for several periods at
+//! once, and the overdue duties of a subtree. Each query is bounded and served by an
+//! index named beside it; counts come from the maintained totals (`duty_total`), never
+//! from the duties of a large subtree.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::db::duties::StatusCounts;
+use crate::domain::status::{Settled, status_at};
+use crate::domain::time::Deadlines;
+
+/// An organisation with its kind's names, as the overview lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OrgEntry {
+    pub id: i64,
+    pub code: String,
+    pub name: String,
+    pub kind_zh: String,
+    pub kind_en: String,
+    pub active_until: Option<chrono::NaiveDate>,
+}
+
+/// Organisations by id, in tree order (root first). Index: `org_pkey`.
+pub async fn lineage(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<OrgEntry>> {
+    sqlx::query_as(
+        "select o.id, o.code, o.name, k.name_zh as kind_zh, k.name_en as kind_en, o.active_until
+         from org o join org_kind k on k.code = o.kind
+         where o.id = any($1)
+         order by o.path
+         limit 64",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
+/// The direct children of an organisation, by code, at most `limit`. Index: `org_parent`
+/// (parent_id, code).
+pub async fn children(conn: &mut PgConnection, parent_id: i64, limit: i64) -> sqlx::Result<Vec<OrgEntry>> {
+    sqlx::query_as(
+        "select o.id, o.code, o.name, k.name_zh as kind_zh, k.name_en as kind_en, o.active_until
+         from org o join org_kind k on k.code = o.kind
+         where o.parent_id = $1
+         order by o.code
+         limit $2",
+    )
+    .bind(parent_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The roots of the tree, by code, at most `limit`. Index: `org_parent` (parent_id is null).
+pub async fn roots(conn: &mut PgConnection, limit: i64) -> sqlx::Result<Vec<OrgEntry>> {
+    sqlx::query_as(
+        "select o.id, o.code, o.name, k.name_zh as kind_zh, k.name_en as kind_en, o.active_until
+         from org o join org_kind k on k.code = o.kind
+         where o.parent_id is null
+         order by o.code
+         limit $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// The period keys of one year that have rule periods (so may have duties), in key order,
+/// and the first key of all (the earliest year with duties). Index: `rule_period_key`.
+pub async fn period_keys(conn: &mut PgConnection, year: i32) -> sqlx::Result<(Vec<String>, Option<String>)> {
+    sqlx::query_as(
+        "select array(select distinct period_key from rule_period
+                      where period_key >= $1 and period_key < $2 order by 1),
+                (select min(period_key) from rule_period)",
+    )
+    .bind(year.to_string())
+    .bind((year + 1).to_string())
+    .fetch_one(conn)
+    .await
+}
+
+/// Per-subtree counts by status of each of `org_ids` for each of `keys` (every pair
+/// present, zeros included), read from the maintained totals. Index: `duty_total`'s
+/// primary key (org_id, period_key, …), and `rule_period`'s for the deadlines.
+pub async fn counts_by_period(
+    conn: &mut PgConnection,
+    org_ids: &[i64],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
+    type Row = (i64, String, String, i64, DateTime<Utc>, DateTime<Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select t.org_id, t.period_key, t.class, t.n, rp.due_at, rp.due_soon_at
+         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         where t.org_id = any($1) and t.period_key = any($2) and t.n <> 0",
+    )
+    .bind(org_ids)
+    .bind(keys)
+    .fetch_all(conn)
+    .await?;
+    let mut out: HashMap<(i64, String), StatusCounts> = HashMap::new();
+    for id in org_ids {
+        for k in keys {
+            out.insert((*id, k.clone()), StatusCounts::default());
+        }
+    }
+    for (org_id, key, class, n, due_at, due_soon_at) in rows {
+        let settled: Settled = class.parse().unwrap_or(Settled::Pending);
+        let status = status_at(settled, Deadlines { due_at, due_soon_at }, now);
+        out.entry((org_id, key)).or_default().add(status, n);
+    }
+    Ok(out)
+}
+
+/// How many duties of `period` are overdue in the whole deployment (every tree): the
+/// number of entries the `duty_pending` index holds for that period up to `now`. Indexes:
+/// `org_parent` for the roots, `duty_total`'s and `rule_period`'s primary keys.
+pub async fn overdue_everywhere(conn: &mut PgConnection, period: &str, now: DateTime<Utc>) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select coalesce(sum(t.n), 0)::bigint
+         from org o
+         join duty_total t on t.org_id = o.id and t.period_key = $1 and t.class = 'pending'
+         join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         where o.parent_id is null and rp.due_at <= $2",
+    )
+    .bind(period)
+    .bind(now)
+    .fetch_one(conn)
+    .await
+}
+
+/// How many organisations the subtree rooted at `path` has, counting no further than
+/// `cap`. Index: `org_path` (an index-only range scan).
+pub async fn subtree_size(conn: &mut PgConnection, path: &[i64], cap: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "select count(*) from (select 1 from org where path >= $1 and path < subtree_upper($1) limit $2) s",
+    )
+    .bind(path)
+    .bind(cap)
+    .fetch_one(conn)
+    .await
+}
+
+/// How to find the first overdue duties of a subtree, in the order of their deadline and
+/// organisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverdueScan {
+    /// Read the period's overdue duties from `duty_pending` in that order, keep the
+    /// subtree's, and stop at the limit: it examines about `limit × everywhere /
+    /// in_subtree` entries, few for a large subtree.
+    PendingIndex,
+    /// Look up the duties of every organisation of the subtree (`org_path`, then
+    /// `duty_identity`) and sort them: it examines the subtree, cheap when it is small.
+    SubtreeOrgs,
+}
+
+/// About how many entries of `duty_pending` the index scan reads before it has `limit`
+/// of the subtree's: the overdue duties are taken to be spread evenly.
+pub fn index_cost(overdue_everywhere: i64, overdue_in_subtree: i64, limit: i64) -> i64 {
+    if overdue_in_subtree <= limit {
+        overdue_everywhere
+    } else {
+        overdue_everywhere.saturating_mul(limit) / overdue_in_subtree
+    }
+    .min(overdue_everywhere)
+}
+
+/// The index scan needs no second opinion when it reads at most this many entries.
+pub const CHEAP_SCAN: i64 = 5_000;
+
+/// Which scan costs less: the index scan ([`index_cost`]), or the walk over the
+/// subtree's organisations (`subtree_orgs`, when counted), which reads about twice as
+/// many pages per organisation (the organisation, then its duties) as the index scan
+/// per entry.
+pub fn choose_scan(index_cost: i64, subtree_orgs: Option<i64>) -> OverdueScan {
+    match subtree_orgs {
+        Some(n) if n.saturating_mul(2) < index_cost => OverdueScan::SubtreeOrgs,
+        _ => OverdueScan::PendingIndex,
+    }
+}
+
+/// One overdue duty, as the overview lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OverdueDuty {
+    pub id: i64,
+    pub org_code: String,
+    pub org_name: String,
+    pub rule: String,
+    pub title: String,
+    pub person_name: Option<String>,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The first `limit` overdue duties of `period` in the subtree rooted at `path`, by
+/// deadline and organisation (shown in tree order, then in the order of the rules).
+/// `scan` picks the index (see [`choose_scan`]); both give the same rows.
+pub async fn overdue_duties(
+    conn: &mut PgConnection,
+    path: &[i64],
+    period: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+    scan: OverdueScan,
+) -> sqlx::Result<Vec<OverdueDuty>> {
+    // First the ids, then the words for those few. `offset 0` keeps each lateral
+    // subquery a subquery, so the plan is the one chosen here, whatever the estimates.
+    let ids: Vec<i64> = match scan {
+        OverdueScan::PendingIndex => {
+            sqlx::query_scalar(
+                "select d.id
+                 from duty d
+                 cross join lateral (
+                    select 1 from org o
+                    where o.id = d.org_id and o.path >= $1 and o.path < subtree_upper($1) offset 0) o
+                 where d.class = 'pending' and d.period_key = $2 and d.due_at <= $3
+                 order by d.due_at, d.org_id, d.rule_id, d.person_id
+                 limit $4",
+            )
+            .bind(path)
+            .bind(period)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        OverdueScan::SubtreeOrgs => {
+            sqlx::query_scalar(
+                "select d.id
+                 from org o
+                 cross join lateral (
+                    select d.id, d.due_at, d.org_id, d.rule_id, d.person_id from duty d
+                    where d.org_id = o.id and d.period_key = $2 and d.class = 'pending' and d.due_at <= $3
+                    offset 0) d
+                 where o.path >= $1 and o.path < subtree_upper($1)
+                 order by d.due_at, d.org_id, d.rule_id, d.person_id
+                 limit $4",
+            )
+            .bind(path)
+            .bind(period)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "select d.id, o.code as org_code, o.name as org_name, r.code as rule, v.title, p.name as person_name, d.due_at
+         from duty d
+         join org o on o.id = d.org_id
+         join rule r on r.id = d.rule_id
+         join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
+         join rule_version v on v.id = rp.version_id
+         left join person p on p.id = d.person_id
+         where d.id = any($1)
+         order by d.due_at, o.path, r.system_id, r.position, p.name, d.id",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subtree_holding_most_overdue_duties_finds_them_in_the_index_at_once() {
+        // The root of one of three trees: a third of the overdue duties are its own.
+        assert_eq!(index_cost(63_000, 21_000, 100), 300);
+        assert_eq!(choose_scan(300, None), OverdueScan::PendingIndex);
+    }
+
+    #[test]
+    fn a_small_subtree_in_a_tree_far_behind_is_walked() {
+        let cost = index_cost(63_000, 40, 100);
+        assert_eq!(cost, 63_000);
+        assert_eq!(choose_scan(cost, Some(60)), OverdueScan::SubtreeOrgs);
+    }
+
+    #[test]
+    fn a_large_subtree_is_read_from_the_index_even_when_that_costs_something() {
+        assert_eq!(choose_scan(index_cost(63_000, 40, 100), Some(63_000)), OverdueScan::PendingIndex);
+    }
+}
