@@ -8,9 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/ensure-postgres.sh
-if [[ -x scripts/ensure-browser.sh ]]; then
-    ./scripts/ensure-browser.sh
-fi
+./scripts/ensure-browser.sh
+# The browser tests fail, rather than skip, when the browser is missing.
+export ZRZ_REQUIRE_BROWSER=1
 
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
@@ -30,10 +30,10 @@ if [[ -z "${ZRZ_TEST_DATABASE_URL:-}" ]]; then
     ZRZ_TEST_DATABASE_URL="$(env -u DATABASE_URL ./target/debug/zerenzhi --data-dir "$PWD/target/test-pg" cluster start)"
     export ZRZ_TEST_DATABASE_URL
     started_cluster=1
-    # Databases left by earlier runs.
-    psql "$ZRZ_TEST_DATABASE_URL" -Atc "select datname from pg_database where datname like 'zrz\_t\_%'" |
+    # Databases and templates left by earlier runs.
+    psql "$ZRZ_TEST_DATABASE_URL" -Atc "select datname from pg_database where datname like 'zrz\_t\_%' or datname like 'zrz\_tpl\_%'" |
         while read -r db; do psql "$ZRZ_TEST_DATABASE_URL" -qc "drop database if exists \"$db\"" || true; done
 fi
 echo "tests use PostgreSQL at ${ZRZ_TEST_DATABASE_URL}"
 
-cargo test --locked --all-targets -- --test-threads "${ZRZ_TEST_THREADS:-4}"
+cargo test --locked --all-targets --no-fail-fast -- --test-threads "${ZRZ_TEST_THREADS:-4}"

@@ -12,7 +12,6 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 const API_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web/api");
-const PREFIX: &str = "/api/v1";
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
 fn document() -> Value {
@@ -33,163 +32,10 @@ fn documented(doc: &Value) -> BTreeSet<(String, String)> {
     out
 }
 
-/// If a string or char literal starts at byte `i`, the index just past its end.
-fn literal_end(s: &str, i: usize) -> Option<usize> {
-    let b = s.as_bytes();
-    match b[i] {
-        b'"' => {
-            let mut j = i + 1;
-            while j < b.len() && b[j] != b'"' {
-                j += if b[j] == b'\\' { 2 } else { 1 };
-            }
-            Some((j + 1).min(b.len()))
-        }
-        b'\'' if b.get(i + 1) == Some(&b'\\') => s[i + 2..].find('\'').map(|k| i + 2 + k + 1),
-        b'\'' => {
-            // A char literal ('x'), else a lifetime ('a).
-            let ch = s[i + 1..].chars().next()?;
-            let after = i + 1 + ch.len_utf8();
-            (b.get(after) == Some(&b'\'')).then_some(after + 1)
-        }
-        _ => None,
-    }
-}
-
-/// Rust source with comments blanked out (string and char literals kept), so that a
-/// commented-out route does not count.
-fn strip_comments(src: &str) -> String {
-    let b = src.as_bytes();
-    let mut out = String::with_capacity(src.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'/' && b.get(i + 1) == Some(&b'/') {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-            let mut depth = 0;
-            while i < b.len() {
-                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            out.push(' ');
-        } else if let Some(end) = literal_end(src, i) {
-            out.push_str(&src[i..end]);
-            i = end;
-        } else {
-            let ch = src[i..].chars().next().expect("inside the string");
-            out.push(ch);
-            i += ch.len_utf8();
-        }
-    }
-    out
-}
-
-/// The text of a parenthesised argument list starting just after `(`, up to (not
-/// including) the matching `)`; string literals are skipped over.
-fn until_close(s: &str) -> &str {
-    let b = s.as_bytes();
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        if let Some(end) = literal_end(s, i) {
-            i = end;
-            continue;
-        }
-        match b[i] {
-            b'(' | b'[' | b'{' => depth += 1,
-            b')' | b']' | b'}' if depth == 0 => return &s[..i],
-            b')' | b']' | b'}' => depth -= 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    panic!("unbalanced parentheses in a .route(...) call")
-}
-
-/// The HTTP methods of a method router such as `get(a).patch(b)` or
-/// `axum::routing::post(c)`: the calls at the top level of the expression.
-fn methods_of(expr: &str) -> Vec<String> {
-    let b = expr.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_alphabetic() || c == b'_' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
-                i += 1;
-            }
-            let path = &expr[start..i];
-            let name = path.rsplit("::").next().unwrap_or(path);
-            let rest = expr[i..].trim_start();
-            if let Some(args) = rest.strip_prefix('(') {
-                assert!(
-                    METHODS.contains(&name),
-                    "the route parser knows no method router {name:?} in {expr:?}: teach tests/openapi.rs about it"
-                );
-                out.push(name.to_owned());
-                let inner = until_close(args);
-                i = expr.len() - rest.len() + 1 + inner.len() + 1;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    assert!(!out.is_empty(), "no method in the method router {expr:?}");
-    out
-}
-
-/// Every `.route("PATH", METHODS)` call in one source file, as `(method, PATH)`.
-fn routes_in(src: &str, file: &str) -> Vec<(String, String)> {
-    let src = strip_comments(src);
-    assert!(!src.contains(".nest("), "{file}: nested routers are not understood by tests/openapi.rs");
-    assert!(!src.contains(".route_service("), "{file}: route_service is not understood by tests/openapi.rs");
-    let mut out = Vec::new();
-    let mut rest = src.as_str();
-    while let Some(at) = rest.find(".route(") {
-        rest = &rest[at + ".route(".len()..];
-        let args = until_close(rest);
-        let args_trimmed = args.trim_start();
-        let lit =
-            args_trimmed.strip_prefix('"').unwrap_or_else(|| panic!("{file}: a route path is not a literal: {args}"));
-        let end = lit.find('"').expect("a closed string literal");
-        let path = &lit[..end];
-        let expr = lit[end + 1..].trim_start().strip_prefix(',').expect("a method router after the path");
-        for m in methods_of(expr) {
-            out.push((m, path.to_owned()));
-        }
-        rest = &rest[args.len()..];
-    }
-    out
-}
-
-/// `(method, full path)` of every route in `src/web/api/*.rs`, read at test time.
+/// `(method, full path)` of every route the router mounts under `/api/v1`, read from the
+/// sources at test time (`common::mounted_routes`).
 fn routes_in_source() -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    let mut files: Vec<_> = std::fs::read_dir(API_DIR)
-        .expect("read src/web/api")
-        .map(|e| e.expect("a directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
-        .collect();
-    files.sort();
-    for file in files {
-        let src = std::fs::read_to_string(&file).expect("read a source file");
-        for (m, p) in routes_in(&src, &file.display().to_string()) {
-            assert!(out.insert((m.clone(), format!("{PREFIX}{p}"))), "{m} {p} is registered twice");
-        }
-    }
-    out
+    common::mounted_routes().into_iter().filter(|r| r.is_api()).map(|r| (r.method, r.path)).collect()
 }
 
 #[test]
@@ -205,7 +51,7 @@ fn the_route_parser_reads_chained_method_routers_and_skips_comments() {
                 get(|| async { let _c = ')'; "x(" }),
             )
     "#;
-    let routes = routes_in(src, "example");
+    let routes = common::route_src::routes_in(src, "example");
     assert_eq!(
         routes,
         [("get", "/a/{id}"), ("patch", "/a/{id}"), ("post", "/b"), ("get", "/d")]

@@ -21,6 +21,7 @@ use chrono::{Datelike, Days};
 use super::{Layout, PageError, PageResultExt, render, render_status};
 use crate::app::App;
 use crate::db::duties::StatusCounts;
+use crate::db::overview::{self, OrgEntry, OverdueDuty};
 use crate::domain::period::{Cadence, Period};
 use crate::domain::status::Status;
 use crate::domain::time::local_date;
@@ -29,7 +30,6 @@ use crate::web::guard;
 use crate::web::i18n::{Locale, Tr};
 use crate::web::session::PageUser;
 use charts::{HeatInput, HeatMap, HeatRowInput, Trend, TrendInput};
-use crate::db::overview::{self, OrgEntry, OverdueDuty};
 
 pub fn router() -> Router<App> {
     Router::new().route("/subtree", get(subtree_start)).route("/subtree/{code}", get(subtree_page))
