@@ -52,6 +52,17 @@ pub enum Command {
         #[arg(long, default_value_t = 100_000)]
         orgs: u32,
     },
+    /// Import organisations, people or role assignments from a CSV or XLSX file: all or
+    /// nothing; each problem one line on standard error, and exit code 1.
+    Import {
+        what: crate::import::What,
+        file: std::path::PathBuf,
+        /// Check the file and report what would change, without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Export organisations, people or role assignments in the import layout (.csv or .xlsx).
+    Export { what: crate::import::What, file: std::path::PathBuf },
     /// The audit log.
     Audit {
         #[command(subcommand)]
@@ -196,6 +207,8 @@ async fn run_command(command: Command, config: &Config, db: &Database) -> anyhow
             crate::bench_data::generate(&app, orgs).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Import { what, file, dry_run } => crate::import::run_import_command(&app, what, &file, dry_run).await,
+        Command::Export { what, file } => crate::import::run_export_command(&app, what, &file).await,
         Command::Cluster { .. } => unreachable!("handled before the database opens"),
         Command::Audit { command: AuditCommand::Verify } => {
             let v = audit::verify(&app.pool).await?;

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod files;
+pub mod import;
 pub mod scheduler;
 pub mod secret;
 pub mod web;

@@ -1284,6 +1284,17 @@ async fn no_post_or_patch_route_answers_a_generated_body_with_a_server_error() {
             .await;
     let (_, duties) = t.get("/api/v1/orgs/HX-1/duties?period=2026-Q1").await;
     let duty = duties[0]["id"].as_str().unwrap().to_owned();
+    let id_of = |v: &Value| v["id"].as_str().map(str::to_owned).unwrap_or_else(|| v["id"].to_string());
+    let (st, person) = t.post("/api/v1/people", json!({"name": "赵六", "code": "FZ-P1"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{person}");
+    let person = id_of(&person);
+    let (st, role) = t
+        .post(&format!("/api/v1/people/{person}/roles"), json!({"org": "HX-1", "role": "member", "from": "2026-01-01"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let role = id_of(&role);
+    let (st, system) = t.post("/api/v1/systems", json!({"code": "fz-s", "title": "测试制度"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{system}");
     let text = || {
         vec![
             ("title", vec!["\"会议\"", "\"更正\""]),
@@ -1387,6 +1398,156 @@ async fn no_post_or_patch_route_answers_a_generated_body_with_a_server_error() {
             path: format!("/api/v1/duties/{duty}/waive"),
             fields: vec![("reason", vec!["\"支部撤并\""])],
         },
+        Target {
+            method: "POST",
+            route: "/api/v1/kinds",
+            path: "/api/v1/kinds".into(),
+            fields: vec![
+                ("code", vec!["\"fz-kind\"", "\"branch\""]),
+                ("name_zh", vec!["\"联合支部\""]),
+                ("name_en", vec!["\"Joint branch\""]),
+            ],
+        },
+        Target {
+            method: "PATCH",
+            route: "/api/v1/kinds/{code}",
+            path: "/api/v1/kinds/branch".into(),
+            fields: vec![("name_zh", vec!["\"党支部\"", "\"\""]), ("name_en", vec!["\"Branch\""])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/orgs/{code}/move",
+            path: "/api/v1/orgs/HX-2/move".into(),
+            fields: vec![("parent", vec!["\"HGS\"", "\"HX-1\"", "\"HX-2\""]), ("dry_run", vec!["true", "false"])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/orgs/{code}/handover",
+            path: "/api/v1/orgs/HX-1/handover".into(),
+            fields: vec![
+                ("person", vec!["\"FZ-P1\"", "\"admin\""]),
+                ("role", vec!["\"secretary\"", "null"]),
+                ("on", vec!["\"2026-03-01\"", "\"2025-01-01\""]),
+            ],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/people",
+            path: "/api/v1/people".into(),
+            fields: vec![
+                ("name", vec!["\"钱七\""]),
+                ("code", vec!["\"FZ-P2\"", "null"]),
+                ("phone", vec!["\"13800000000\"", "null"]),
+                ("email", vec!["\"q@example.org\"", "null"]),
+            ],
+        },
+        Target {
+            method: "PATCH",
+            route: "/api/v1/people/{id}",
+            path: format!("/api/v1/people/{person}"),
+            fields: vec![("name", vec!["\"赵六六\""]), ("code", vec!["\"FZ-P1\"", "null"]), ("phone", vec!["null"])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/people/{id}/roles",
+            path: format!("/api/v1/people/{person}/roles"),
+            fields: vec![
+                ("org", vec!["\"HX-2\"", "\"HGS\""]),
+                ("role", vec!["\"member\"", "\"coordinator\""]),
+                ("from", vec!["\"2026-01-01\""]),
+                ("until", vec!["null", "\"2026-06-30\""]),
+                ("acting", vec!["true", "false"]),
+            ],
+        },
+        Target {
+            method: "PATCH",
+            route: "/api/v1/roles/{id}",
+            path: format!("/api/v1/roles/{role}"),
+            fields: vec![("until", vec!["null", "\"2026-06-30\"", "\"2025-01-01\""])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/systems",
+            path: "/api/v1/systems".into(),
+            fields: vec![("code", vec!["\"fz-s2\"", "\"fz-s\""]), ("title", vec!["\"制度\""])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/systems/{code}/rules",
+            path: "/api/v1/systems/fz-s/rules".into(),
+            fields: vec![
+                ("code", vec!["\"FZ-R1\"", "\"A7\""]),
+                ("title", vec!["\"学习\""]),
+                ("clause", vec!["\"第一条\""]),
+                ("kinds", vec!["[\"branch\"]", "[]"]),
+                ("cadence", vec!["\"quarter\"", "\"year\""]),
+                ("binds", vec!["\"organisation\"", "\"each_member\""]),
+                ("record_kind", vec!["\"meeting\"", "\"report\""]),
+                ("min_count", vec!["1", "0"]),
+                ("grace_days", vec!["0", "10"]),
+                ("lead_days", vec!["null", "7"]),
+                ("effective_from", vec!["\"2026-01-01\"", "\"2026-04-01\""]),
+                ("root", vec!["null", "\"HGS\""]),
+                ("dry_run", vec!["true", "false"]),
+            ],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/rules/{code}/versions",
+            path: "/api/v1/rules/A7/versions".into(),
+            fields: vec![
+                ("effective_from", vec!["\"2026-01-01\"", "\"2026-04-01\""]),
+                ("title", vec!["\"学习\""]),
+                ("min_count", vec!["1", "2"]),
+                ("grace_days", vec!["0", "5"]),
+                ("lead_days", vec!["null", "3"]),
+                ("needs_review", vec!["true", "false"]),
+                ("dry_run", vec!["true", "false"]),
+            ],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/rules/{code}/waivers",
+            path: "/api/v1/rules/A8/waivers".into(),
+            fields: vec![("org", vec!["\"HX-2\"", "\"HGS\""]), ("reason", vec!["\"合并\""])],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/users/{login}/password",
+            path: "/api/v1/users/fz-user/password".into(),
+            fields: vec![
+                ("password", vec!["\"another-long-passphrase\"", "\"x\""]),
+                ("generate", vec!["true", "false"]),
+            ],
+        },
+        Target {
+            method: "PATCH",
+            route: "/api/v1/users/{login}",
+            path: "/api/v1/users/fz-user".into(),
+            fields: vec![
+                ("name", vec!["\"张三\""]),
+                ("admin", vec!["false"]),
+                ("disabled", vec!["true", "false"]),
+                ("person", vec!["\"FZ-P1\""]),
+            ],
+        },
+        Target {
+            method: "POST",
+            route: "/api/v1/tokens",
+            path: "/api/v1/tokens".into(),
+            fields: vec![("label", vec!["\"ci\""])],
+        },
+        Target {
+            method: "PUT",
+            route: "/api/v1/settings",
+            path: "/api/v1/settings".into(),
+            fields: vec![
+                ("lead_days", vec!["{\"quarter\":10}", "{}"]),
+                ("attachment_max_mb", vec!["20", "0"]),
+                ("mail", vec!["null"]),
+            ],
+        },
+        Target { method: "POST", route: "/api/v1/audit/verify", path: "/api/v1/audit/verify".into(), fields: vec![] },
     ];
 
     // Every POST and PATCH operation the API documents is hammered here.

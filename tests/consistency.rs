@@ -794,13 +794,19 @@ async fn check_liability(pool: &PgPool) -> Result<(), String> {
         return Err(format!("owed duties whose stored facts differ (id, org, period, cancelled, owed): {differs:?}"));
     }
     // Status table: "cancelled when the organisation's active_until is before the period's
-    // last day" holds for every duty, owed or kept: its class is what that makes it.
+    // last day" holds for every duty, owed or kept: its class is what that makes it. A duty
+    // kept for its history that is no longer owed at all counts no more either: cancelled.
     let wrong_cancel: Vec<(i64, String, String, String, Option<NaiveDate>, String)> = sqlx::query_as(
         "select d.id, o.code, r.code, d.period_key, o.active_until, d.class
          from duty d join org o on o.id = d.org_id join rule r on r.id = d.rule_id
          join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
          where d.class <> duty_class(d.waived_at is not null, d.required, d.accepted, d.nth_accepted_at, d.due_at,
-                                     o.active_until is not null and o.active_until < rp.period_end - 1, d.pending)
+                                     (o.active_until is not null and o.active_until < rp.period_end - 1)
+                                     or not exists (select 1 from owed_duty od
+                                                    where od.org_id = d.org_id and od.rule_id = d.rule_id
+                                                      and od.period_key = d.period_key
+                                                      and od.person_id is not distinct from d.person_id),
+                                     d.pending)
             or d.required <> rp.required or d.due_at <> rp.due_at
          limit 10",
     )

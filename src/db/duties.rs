@@ -326,13 +326,23 @@ pub async fn sync_orgs(conn: &mut PgConnection, org_ids: &[i64], now: DateTime<U
     .bind(now)
     .fetch_all(&mut *conn)
     .await?;
-    // Cancelled follows the organisation's last active day, for every duty it has (also
-    // those kept for their history after a retroactive close).
+    // Cancelled follows the organisation's last active day, for every duty it has; a duty
+    // no longer owed at all (a member's term ended before the period, the organisation
+    // moved away from the rule's subtree) but kept for its history counts no more either.
     let reopened: Vec<i64> = sqlx::query_scalar::<_, Option<i64>>(
-        "update duty d set cancelled = (o.active_until is not null and o.active_until < rp.period_end - 1)
-         from org o, rule_period rp
-         where d.org_id = any($1) and o.id = d.org_id and rp.rule_id = d.rule_id and rp.period_key = d.period_key
-           and d.cancelled <> (o.active_until is not null and o.active_until < rp.period_end - 1)
+        "with facts as (
+            select d.id,
+                   (o.active_until is not null and o.active_until < rp.period_end - 1)
+                   or not exists (select 1 from owed_duty od
+                                  where od.org_id = d.org_id and od.rule_id = d.rule_id
+                                    and od.period_key = d.period_key
+                                    and od.person_id is not distinct from d.person_id) as cancelled
+            from duty d join org o on o.id = d.org_id
+            join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
+            where d.org_id = any($1))
+         update duty d set cancelled = f.cancelled
+         from facts f
+         where d.id = f.id and d.cancelled <> f.cancelled
          returning case when d.class = 'pending' then d.id end",
     )
     .bind(org_ids)

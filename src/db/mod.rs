@@ -2,6 +2,7 @@
 //! module per aggregate. Functions take a connection (`&mut PgConnection`) so that callers
 //! compose them inside one transaction.
 
+pub mod admin;
 pub mod attachments;
 pub mod audit;
 pub mod cluster;
@@ -14,6 +15,8 @@ pub mod people;
 pub mod records;
 pub mod rules;
 pub mod settings;
+pub mod systems;
+pub mod tree;
 pub mod users;
 
 use std::time::Duration;

@@ -1,10 +1,13 @@
 //! The JSON API under `/api/v1` (DESIGN.md section 4): bearer tokens, JSON errors, and the
 //! OpenAPI document.
 
+mod admin_tree;
+mod admin_users;
 mod duties;
 mod openapi;
 mod orgs;
 mod records;
+mod rules;
 mod templates;
 mod users;
 
@@ -25,9 +28,12 @@ use crate::error::AppError;
 pub fn router() -> Router<App> {
     Router::new()
         .route("/openapi.json", get(openapi::document))
+        .merge(admin_tree::router())
+        .merge(admin_users::router())
         .merge(duties::router())
         .merge(orgs::router())
         .merge(records::router())
+        .merge(rules::router())
         .merge(templates::router())
         .merge(users::router())
         .fallback(|| async { AppError::not_found("no such API route") })
@@ -103,6 +109,7 @@ impl FromRequestParts<App> for ApiUser {
         let mut conn = app.pool.acquire().await?;
         let principal =
             crate::db::users::principal_for_token(&mut conn, token, today).await?.ok_or(AppError::Unauthenticated)?;
+        crate::web::refusal::identify(&parts.extensions, &principal);
         let ip = crate::web::client_ip(parts);
         Ok(ApiUser { principal, now, today, ip })
     }

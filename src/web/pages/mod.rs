@@ -1,6 +1,11 @@
 //! The HTML pages: one module per area, each with its own `router()`, merged here behind
 //! the session middleware. Handlers render one askama template struct per page.
 
+mod admin;
+mod admin_import;
+mod admin_rules;
+mod admin_tree;
+mod admin_users;
 mod auth;
 mod calendar;
 mod notifications;
@@ -27,6 +32,11 @@ pub fn router(app: App) -> Router<App> {
         .merge(subtree::router())
         .merge(calendar::router())
         .merge(notifications::router())
+        .merge(admin_rules::router())
+        .merge(admin::router())
+        .merge(admin_import::router())
+        .merge(admin_tree::router())
+        .merge(admin_users::router())
         .layer(axum::middleware::from_fn_with_state(app, crate::web::session::load))
 }
 
@@ -142,7 +152,9 @@ impl IntoResponse for PageError {
             }
             _ => String::new(),
         };
-        error_page_with(status, self.1, detail)
+        let mut resp = error_page_with(status, self.1, detail);
+        crate::web::refusal::mark(&mut resp, &self.0);
+        resp
     }
 }
 

@@ -56,6 +56,8 @@ struct DutyPage {
     needs_review: bool,
     records: Vec<DutyRecord>,
     record_url: Option<String>,
+    /// An admin may waive an unfinished duty from here.
+    waive_url: Option<String>,
 }
 
 async fn duty_page(State(app): State<App>, user: PageUser, Path(id): Path<String>) -> Result<Response, PageError> {
@@ -116,6 +118,8 @@ async fn duty_page(State(app): State<App>, user: PageUser, Path(id): Path<String
         accepted: duty.accepted,
         pending: duty.pending,
         needs_review: duty.needs_review,
+        waive_url: (user.principal.is_admin && (duty.status.is_unfinished() || duty.status == Status::Submitted))
+            .then(|| format!("/admin/duties/{id}/waive")),
         records: recs
             .iter()
             .map(|r| DutyRecord {
