@@ -15,9 +15,13 @@ pub enum AppError {
     /// 403: the caller can see the object but may not do this.
     #[error("forbidden: {0}")]
     Forbidden(Cow<'static, str>),
-    /// 404: no such object, or one the caller cannot see.
+    /// 404: no such object.
     #[error("not found: {0}")]
     NotFound(Cow<'static, str>),
+    /// 404 as well, to the client: the object exists but the caller cannot see it. Unlike
+    /// [`AppError::NotFound`] it is logged as a refusal (SECURITY.md row 25).
+    #[error("not found: {0}")]
+    Hidden(Cow<'static, str>),
     /// 409: the object is in the wrong state for the action, or already exists.
     #[error("conflict: {0}")]
     Conflict(Cow<'static, str>),
@@ -45,6 +49,20 @@ impl AppError {
         AppError::Conflict(what.into())
     }
 
+    /// An object that exists but that the caller may not see: 404, logged as a refusal.
+    pub fn hidden(what: impl Into<Cow<'static, str>>) -> AppError {
+        AppError::Hidden(what.into())
+    }
+
+    /// Why this error is an access refusal to log, if it is one.
+    pub fn refusal(&self) -> Option<&'static str> {
+        match self {
+            AppError::Forbidden(_) => Some("forbidden"),
+            AppError::Hidden(_) => Some("not_visible"),
+            _ => None,
+        }
+    }
+
     pub fn forbidden(what: impl Into<Cow<'static, str>>) -> AppError {
         AppError::Forbidden(what.into())
     }
@@ -55,7 +73,7 @@ impl AppError {
             AppError::BadInput { .. } => "bad_input",
             AppError::Unauthenticated => "unauthenticated",
             AppError::Forbidden(_) => "forbidden",
-            AppError::NotFound(_) => "not_found",
+            AppError::NotFound(_) | AppError::Hidden(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::TooLarge(_) => "too_large",
             AppError::TooManyRequests { .. } => "too_many_requests",
@@ -68,7 +86,7 @@ impl AppError {
             AppError::BadInput { .. } => 400,
             AppError::Unauthenticated => 401,
             AppError::Forbidden(_) => 403,
-            AppError::NotFound(_) => 404,
+            AppError::NotFound(_) | AppError::Hidden(_) => 404,
             AppError::Conflict(_) => 409,
             AppError::TooLarge(_) => 413,
             AppError::TooManyRequests { .. } => 429,

@@ -22,11 +22,12 @@ impl IntoResponse for AppError {
         };
         let body = json!({"error": {"code": self.code(), "message": message, "field": field}});
         let mut resp = (status, Json(body)).into_response();
-        if let AppError::TooManyRequests { retry_after_secs } = self
+        if let AppError::TooManyRequests { retry_after_secs } = &self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        crate::web::refusal::mark(&mut resp, &self);
         resp
     }
 }

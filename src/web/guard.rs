@@ -13,7 +13,8 @@ use crate::error::{AppError, AppResult};
 pub async fn visible_org(conn: &mut PgConnection, who: &Principal, code: &str) -> AppResult<Org> {
     match orgs::find_by_code(conn, code).await? {
         Some(org) if who.can_see(&org.path) => Ok(org),
-        _ => Err(AppError::not_found(format!("organisation {code}"))),
+        Some(_) => Err(AppError::hidden(format!("organisation {code}"))),
+        None => Err(AppError::not_found(format!("organisation {code}"))),
     }
 }
 
@@ -21,7 +22,8 @@ pub async fn visible_org(conn: &mut PgConnection, who: &Principal, code: &str) -
 pub async fn visible_org_id(conn: &mut PgConnection, who: &Principal, id: i64) -> AppResult<Org> {
     match orgs::find_by_id(conn, id).await? {
         Some(org) if who.can_see(&org.path) => Ok(org),
-        _ => Err(AppError::not_found("organisation")),
+        Some(_) => Err(AppError::hidden("organisation")),
+        None => Err(AppError::not_found("organisation")),
     }
 }
 
@@ -34,7 +36,8 @@ pub async fn visible_record(
 ) -> AppResult<RecordView> {
     match records::find(conn, id, tz).await? {
         Some(r) if who.can_see(&r.org_path) || who.can_review(&r.org_path) => Ok(r),
-        _ => Err(AppError::not_found("record")),
+        Some(_) => Err(AppError::hidden("record")),
+        None => Err(AppError::not_found("record")),
     }
 }
 
@@ -49,7 +52,8 @@ pub fn require_admin(who: &Principal) -> AppResult<()> {
 pub async fn visible_subtree(conn: &mut PgConnection, who: &Principal, code: &str) -> AppResult<Org> {
     match orgs::find_by_code(conn, code).await? {
         Some(org) if who.can_see(&org.path) && sees_subtree(who, &org.path) => Ok(org),
-        _ => Err(AppError::not_found(format!("organisation {code}"))),
+        Some(_) => Err(AppError::hidden(format!("organisation {code}"))),
+        None => Err(AppError::not_found(format!("organisation {code}"))),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod format;
 pub mod guard;
 pub mod i18n;
 pub mod pages;
+pub mod refusal;
 pub mod session;
 
 use std::time::Duration;
@@ -35,6 +36,7 @@ pub fn router(app: App) -> Router {
         .route("/static/{*path}", get(assets::serve))
         .nest("/api/v1", api::router())
         .merge(pages::router(app.clone()))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), refusal::log))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "internal error")

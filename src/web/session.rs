@@ -204,6 +204,9 @@ pub async fn load(axum::extract::State(app): axum::extract::State<App>, req: Req
     let locale = pick_locale(&parts, session.as_ref());
     let ip = crate::web::client_ip(&parts);
     let ctx = RequestContext { now, today, locale, session, ip };
+    if let Some(s) = &ctx.session {
+        crate::web::refusal::identify(&parts.extensions, &s.principal);
+    }
 
     let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let body = if changes_state {

@@ -77,6 +77,10 @@ async fn get_org(State(app): State<App>, user: ApiUser, Path(code): Path<String>
 async fn list_children(State(app): State<App>, user: ApiUser, Path(code): Path<String>) -> AppResult<Json<Vec<Org>>> {
     let mut conn = app.pool.acquire().await?;
     let org = guard::visible_org(&mut conn, &user.principal, &code).await?;
+    // Children are part of the subtree, which a leadership member does not see.
+    if !guard::sees_subtree(&user.principal, &org.path) {
+        return Ok(Json(Vec::new()));
+    }
     Ok(Json(orgs::children(&mut conn, org.id).await?))
 }
 
@@ -268,6 +272,16 @@ async fn rollup(
     app.ensure_duties(user.now).await?;
     let mut conn = app.pool.acquire().await?;
     let org = guard::visible_org(&mut conn, &user.principal, &code).await?;
+    if !guard::sees_subtree(&user.principal, &org.path) {
+        // A leadership member sees their organisation, not its subtree: the counts of
+        // its own duties, no children.
+        let key = period.to_string();
+        let mut counts = duties::StatusCounts::default();
+        for d in duties::for_org_period(&mut conn, &app.settings(), org.id, &key, user.now).await? {
+            counts.add(d.status, 1);
+        }
+        return Ok(Json(Rollup { org: org.code, name: org.name, period: key, counts, children: Vec::new() }));
+    }
     let children = orgs::children(&mut conn, org.id).await?;
     let mut ids: Vec<i64> = children.iter().map(|c| c.id).collect();
     ids.push(org.id);

@@ -68,7 +68,12 @@ async fn download_attachment(
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(a.size.max(0) as u64));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; sandbox",
+        ),
+    );
     if let Ok(v) = HeaderValue::from_str(&content_disposition(inline, &a.file_name, &a.media_type)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -430,7 +430,9 @@ async fn refused(app: &App, user: &PageUser, id: &str, e: AppError, mut extras: 
     };
     extras.status = Some(status);
     extras.alert = Some(alert.to_owned());
-    show(app, user, id, None, extras).await
+    let mut resp = show(app, user, id, None, extras).await?;
+    crate::web::refusal::mark(&mut resp, &e);
+    Ok(resp)
 }
 
 /// Whether the user may act on a record they can see (else a 403 to explain in place);
