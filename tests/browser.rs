@@ -430,6 +430,150 @@ async fn row_21_payloads_in_records_and_names_run_no_script_in_chromium() {
     w.assert_clean();
 }
 
+/// Wait (up to ten seconds) until the page's source contains `text`; returns the source.
+async fn wait_for_text(b: &Browser, text: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let html = b.source().await;
+        if html.contains(text) {
+            return html;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the page never showed {text:?}:\n{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Choose `path` in the import form's file field and send the form.
+async fn upload_file(b: &Browser, path: &std::path::Path) {
+    let input = b.find("form.imp-upload input[type=file]").await;
+    b.type_into(&input, path.to_str().unwrap()).await;
+    let button = b.find("form.imp-upload button[type=submit]").await;
+    b.click_and_wait(&button).await;
+}
+
+async fn org_count(t: &TestApp) -> i64 {
+    sqlx::query_scalar("select count(*) from org").fetch_one(&t.pool).await.unwrap()
+}
+
+/// Issue 4: an admin imports organisations from a spreadsheet in the browser — a file with
+/// a problem is reported by row and column and imports nothing; a clean one is checked,
+/// confirmed, and its branches owe their duties at once.
+#[tokio::test]
+async fn an_admin_imports_organisations_in_chromium() {
+    let test = "import";
+    if !browser_available(test) {
+        return;
+    }
+    let t = company().await;
+    let base = t.base.clone();
+    let driver = Driver::start().await;
+    let mut b = Browser::open(&driver, &shots_dir(test), 1280, 1000).await;
+    let mut w = Watch::default();
+    let files = tempfile::tempdir().unwrap();
+    let header = "组织代码,组织名称,组织类型,上级组织代码,成立日期";
+    let bad = files.path().join("有问题.csv");
+    std::fs::write(&bad, format!("{header}\nHX-7,第七党支部,branch,QX-09,2020-01-01\n")).unwrap();
+    let good = files.path().join("新支部.csv");
+    std::fs::write(
+        &good,
+        format!("{header}\nHX-8,第八党支部,党支部,HGS,2020/1/1\nHX-7,第七党支部,branch,HX-8,2020-01-01\n"),
+    )
+    .unwrap();
+    let before = org_count(&t).await;
+
+    sign_in(&b, &base, "admin").await;
+    b.goto(&format!("{base}/admin/import")).await;
+    w.check(&b, "import form").await;
+    b.shot("form").await;
+
+    // The file with a problem: named by row and column, nothing to confirm.
+    upload_file(&b, &bad).await;
+    let html = wait_for_text(&b, "QX-09").await;
+    assert!(html.contains("第 2 行") && html.contains("上级组织代码"), "the problem names its row and column");
+    assert!(b.try_find("form.imp-confirm").await.is_none(), "nothing to confirm");
+    w.check(&b, "report with a problem").await;
+    b.shot("problem").await;
+    assert_eq!(org_count(&t).await, before, "nothing imported");
+
+    // The clean file (a parent after its child): checked, confirmed, done.
+    b.goto(&format!("{base}/admin/import")).await;
+    upload_file(&b, &good).await;
+    wait_for_text(&b, &zh("import.confirm_button")).await;
+    b.shot("checked").await;
+    assert_eq!(org_count(&t).await, before, "nothing imported before the confirmation");
+    let confirm = b.find("form.imp-confirm button[type=submit]").await;
+    b.click_and_wait(&confirm).await;
+    let started = Instant::now();
+    loop {
+        if b.source().await.contains(&zh("import.done_title")) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the import never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        b.goto(&b.url().await).await;
+    }
+    w.check(&b, "import done").await;
+    b.shot("done").await;
+    assert_eq!(org_count(&t).await, before + 2);
+    let (st, org) = t.get("/api/v1/orgs/HX-7").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(org["parent"], "HX-8");
+    assert!(!t.statuses("HX-7", "2026-Q1").await.is_empty(), "the new branch owes its duties");
+    w.assert_clean();
+    b.close().await;
+}
+
+/// Issue 4: an admin changes a rule in the browser, reads the preview, and confirms; past
+/// periods keep the rule as it was.
+#[tokio::test]
+async fn an_admin_changes_a_rule_after_reading_its_preview_in_chromium() {
+    let test = "rule_edit";
+    if !browser_available(test) {
+        return;
+    }
+    let t = TestApp::spawn_at("2026-05-10T10:00:00+08:00").await;
+    t.company_tree().await;
+    t.install("ideology-company", "2026-01-01", None).await;
+    t.record("HX-1", "A7", "2026-02-01").await;
+    t.record("HX-1", "A7", "2026-04-10").await;
+    let versions: i64 = sqlx::query_scalar("select count(*) from rule_version").fetch_one(&t.pool).await.unwrap();
+    let base = t.base.clone();
+    let driver = Driver::start().await;
+    let mut b = Browser::open(&driver, &shots_dir(test), 1280, 1000).await;
+    let mut w = Watch::default();
+
+    sign_in(&b, &base, "admin").await;
+    b.goto(&format!("{base}/admin/rules/A7")).await;
+    wait_for_text(&b, "召开意识形态分析研判会").await;
+    let edit = b.find("a[href='/admin/rules/A7/edit']").await;
+    b.click_and_wait(&edit).await;
+    w.check(&b, "rule form").await;
+    let min = b.find("input[name=min_count]").await;
+    b.clear(&min).await;
+    b.type_into(&min, "2").await;
+    // A date field's typing order depends on the browser's locale: set its value directly.
+    b.execute("document.querySelector('input[name=effective_from]').value = '2026-04-01';", vec![]).await;
+    b.shot("form").await;
+    let preview = b.find("button[value=preview]").await;
+    b.click_and_wait(&preview).await;
+    let html = wait_for_text(&b, "预览修改结果").await;
+    assert!(html.contains("data-count=\"duties_updated\">2<"), "the preview counts the duties it changes:\n{html}");
+    b.shot("preview").await;
+    let n: i64 = sqlx::query_scalar("select count(*) from rule_version").fetch_one(&t.pool).await.unwrap();
+    assert_eq!(n, versions, "nothing saved before the confirmation");
+    let confirm = b.find("button[value=confirm]").await;
+    b.click_and_wait(&confirm).await;
+    let html = wait_for_text(&b, "已保存新版本").await;
+    assert!(b.url().await.ends_with("/admin/rules/A7?saved=version"));
+    assert!(html.contains("每期至少次数：1 → 2"), "{html}");
+    w.check(&b, "rule saved").await;
+    b.shot("saved").await;
+    w.assert_clean();
+    b.close().await;
+    assert_eq!(t.status_of("HX-1", "2026-Q2", "A7").await, "open", "the new version from Q2 wants two");
+    assert_eq!(t.status_of("HX-1", "2026-Q1", "A7").await, "late", "Q1 keeps the rule as it was");
+}
+
 /// A small but real PDF.
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n";
 
