@@ -144,13 +144,28 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
         let mut start = lo;
         while start <= hi {
             let end = start + ORG_CHUNK - 1;
+            // Each duty is inserted with its records already counted, so that its class is
+            // settled once: an update afterwards would rewrite every row and run the
+            // subtree totals' trigger a second time (half the cost of a first tick).
             created += sqlx::query(
                 "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at,
-                                   waived_at, waived_by, waived_reason)
-                 select org_id, rule_id, person_id, period_key, required, due_at, cancelled, $5,
-                        waived_at, waived_by, waived_reason
-                 from owed_duty
-                 where rule_id = $1 and period_key = $2 and org_id between $3 and $4
+                                   waived_at, waived_by, waived_reason, accepted, pending, nth_accepted_at)
+                 select o.org_id, o.rule_id, o.person_id, o.period_key, o.required, o.due_at, o.cancelled, $5,
+                        o.waived_at, o.waived_by, o.waived_reason,
+                        coalesce(s.accepted, 0), coalesce(s.pending, 0),
+                        case when s.accepted >= o.required then s.times[o.required] end
+                 from owed_duty o
+                 left join (select org_id, coalesce(person_id, 0) as person_id,
+                                   count(*) filter (where state = 'accepted') as accepted,
+                                   count(*) filter (where state = 'submitted') as pending,
+                                   array_agg(submitted_at order by submitted_at)
+                                       filter (where state = 'accepted') as times
+                            from record
+                            where rule_id = $1 and period_key = $2 and org_id between $3 and $4
+                              and state in ('accepted', 'submitted')
+                            group by 1, 2) s
+                   on s.org_id = o.org_id and s.person_id = coalesce(o.person_id, 0)
+                 where o.rule_id = $1 and o.period_key = $2 and o.org_id between $3 and $4
                  on conflict do nothing",
             )
             .bind(p.rule_id)
@@ -164,6 +179,8 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
             start = end + 1;
         }
     }
+    // Duties that existed before this pass (made by the change that made them owed) are
+    // counted here; the ones just inserted already are, and are not touched.
     sqlx::query(
         "with s as (
             select org_id, person_id,
@@ -176,7 +193,8 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
                 nth_accepted_at = case when s.accepted >= d.required then s.times[d.required] end
          from s
          where d.rule_id = $1 and d.period_key = $2 and d.org_id = s.org_id
-           and d.person_id is not distinct from s.person_id",
+           and d.person_id is not distinct from s.person_id
+           and (d.accepted, d.pending) is distinct from (s.accepted, s.pending)",
     )
     .bind(p.rule_id)
     .bind(&key)
@@ -678,16 +696,21 @@ pub async fn for_orgs_year(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<(i64, DutyView)>> {
     let ids: Vec<i64> = orgs.iter().map(|(id, _)| *id).collect();
+    // The duties are read first, by organisation (a materialized CTE): a prepared statement
+    // then has one good generic plan. Without it PostgreSQL's generic plan walks every
+    // duty of each rule period, so it re-plans the join on every call (most of a
+    // workbench request's database time).
     let rows: Vec<OrgDutyRow> = sqlx::query_as(
-        "select d.org_id, d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
+        "with d as materialized (
+             select * from duty where org_id = any($1) and period_key >= $2 and period_key < $3)
+         select d.org_id, d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
                 rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
                 v.needs_review
-         from duty d
+         from d
          join rule r on r.id = d.rule_id
          join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
          join rule_version v on v.id = rp.version_id
          left join person p on p.id = d.person_id
-         where d.org_id = any($1) and d.period_key >= $2 and d.period_key < $3
          order by d.org_id, d.due_at, r.system_id, r.position, p.name",
     )
     .bind(&ids)
