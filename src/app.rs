@@ -17,6 +17,8 @@ pub struct App(Arc<Inner>);
 
 pub struct Inner {
     pub pool: PgPool,
+    /// Generic plans only, for the hottest reads ([`crate::db::generic_plan_pool`]).
+    pub hot_reads: PgPool,
     pub clock: Clock,
     pub config: Config,
     settings: RwLock<Arc<Settings>>,
@@ -37,6 +39,7 @@ impl App {
         let s = settings::load_or_install(&mut conn, &config.time_zone).await?;
         drop(conn);
         Ok(App(Arc::new(Inner {
+            hot_reads: crate::db::generic_plan_pool(&pool),
             pool,
             clock,
             config,

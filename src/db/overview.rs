@@ -93,9 +93,16 @@ pub async fn counts_by_period(
 ) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
     type Row = (i64, String, String, i64, DateTime<Utc>, DateTime<Utc>);
     let rows: Vec<Row> = sqlx::query_as(
-        "select t.org_id, t.period_key, t.class, t.n, rp.due_at, rp.due_soon_at
-         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
-         where t.org_id = any($1) and t.period_key = any($2) and t.n <> 0",
+        // The totals are read first, on both leading columns of the primary key (a
+        // materialized CTE); joined directly, PostgreSQL walks the index once per rule period.
+        "with t as materialized (
+             select org_id, rule_id, period_key, class, n from duty_total
+             where org_id = any($1) and period_key = any($2) and n <> 0)
+         -- Rules with the same deadlines count alike: summed here, so that a root's page
+         -- decodes a few hundred rows, not one per rule and class.
+         select t.org_id, t.period_key, t.class, sum(t.n)::bigint, rp.due_at, rp.due_soon_at
+         from t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         group by t.org_id, t.period_key, t.class, rp.due_at, rp.due_soon_at",
     )
     .bind(org_ids)
     .bind(keys)

@@ -108,7 +108,7 @@ async fn find(app: &App, raw_id: &str, now: DateTime<Utc>, today: NaiveDate) -> 
     )
     .bind(&id_hash)
     .bind(today)
-    .fetch_optional(&app.pool)
+    .fetch_optional(&app.hot_reads)
     .await?;
     let Some(row) = row else { return Ok(None) };
     let idle = Duration::minutes(app.config.session_idle_minutes);

@@ -97,7 +97,7 @@ async fn workbench(
     // The organisations the user records for: as secretary all their duties, as a
     // leadership member the duties that bind them.
     let targets = user.principal.record_targets();
-    let mut conn = app.pool.acquire().await.page(&user)?;
+    let mut conn = app.hot_reads.acquire().await.page(&user)?;
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list: Vec<Org> = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
     let duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now).await.page(&user)?;
