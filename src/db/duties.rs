@@ -8,6 +8,7 @@
 //! by [`Materializer::ensure`], which every reader calls and which does the work once,
 //! under an advisory lock, whoever gets there first (a reader or the scheduler).
 
+use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -233,7 +234,7 @@ pub async fn materialize_all(
 ) -> anyhow::Result<(Materialized, DateTime<Utc>)> {
     let mut conn = pool.acquire().await?;
     sqlx::query("select pg_advisory_lock($1)").bind(locks::LIABILITY).execute(&mut *conn).await?;
-    let result = materialize_all_locked(&mut conn, settings, now).await;
+    let result = materialize_all_locked(pool, &mut conn, settings, now).await;
     let unlocked = sqlx::query("select pg_advisory_unlock($1)").bind(locks::LIABILITY).execute(&mut *conn).await;
     if unlocked.is_err() {
         // Closing the connection is what releases a session lock for certain.
@@ -243,6 +244,7 @@ pub async fn materialize_all(
 }
 
 async fn materialize_all_locked(
+    pool: &PgPool,
     conn: &mut PgConnection,
     settings: &Settings,
     now: DateTime<Utc>,
@@ -254,19 +256,39 @@ async fn materialize_all_locked(
     {
         return Ok((Materialized::default(), t));
     }
+    // Rule periods are independent (their duties and subtree totals never share a row),
+    // so several are materialized at once, each in its own transaction on its own
+    // connection, while this connection holds the exclusive liability lock: a first
+    // tick over a large tree is bound by PostgreSQL's CPU, one backend per core.
+    let planned = plan(conn, settings, now, None).await?;
+    let workers = parallel_workers(pool);
     let mut done = Materialized::default();
-    for p in plan(conn, settings, now, None).await? {
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        done.duties += materialize_period(&mut tx, &p, now).await?;
+    let mut runs = futures_util::stream::iter(planned.into_iter().map(|p| async move {
+        let mut tx = pool.begin().await?;
+        let n = materialize_period(&mut tx, &p, now).await?;
         tx.commit().await?;
+        Ok::<u64, sqlx::Error>(n)
+    }))
+    .buffer_unordered(workers);
+    while let Some(n) = runs.next().await {
+        done.duties += n?;
         done.rule_periods += 1;
     }
+    drop(runs);
     let next = next_boundary(settings, now);
     sqlx::query("update materializer_state set materialized_through = $1").bind(next).execute(&mut *conn).await?;
     if done.rule_periods > 0 {
         tracing::info!(rule_periods = done.rule_periods, duties = done.duties, "materialized duties");
     }
     Ok((done, next))
+}
+
+/// How many rule periods to materialize at once: one per core, at most four, and always
+/// leaving the pool a connection besides the one holding the lock.
+fn parallel_workers(pool: &PgPool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spare = (pool.options().get_max_connections() as usize).saturating_sub(2);
+    cores.min(4).min(spare).max(1)
 }
 
 /// Materialize the started periods of some rules (a template just installed) inside the
