@@ -158,17 +158,15 @@ async fn write_audit(
 ) -> AppResult<()> {
     audit::write(
         conn,
-        audit::Entry {
-            at: actor.now,
-            actor_id: Some(actor.principal.user_id),
-            actor: &actor.principal.login,
+        audit::Entry::by(
+            actor.principal,
+            actor.now,
+            actor.ip,
             action,
-            object_type: "record",
-            object_id: rec.id.clone(),
-            org_id: Some(rec.org_id),
+            ("record", rec.id.clone()),
+            Some(rec.org_id),
             detail,
-            ip: actor.ip,
-        },
+        ),
     )
     .await?;
     Ok(())

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 
 use super::locks;
+use crate::domain::access::Principal;
 
 /// One audit entry, before it is written.
 #[derive(Debug, Clone)]
@@ -22,6 +23,31 @@ pub struct Entry<'a> {
     pub org_id: Option<i64>,
     pub detail: Value,
     pub ip: Option<&'a str>,
+}
+
+impl<'a> Entry<'a> {
+    /// An entry for what a signed-in user (`principal`) did at `at`, from `ip`.
+    pub fn by(
+        principal: &'a Principal,
+        at: DateTime<Utc>,
+        ip: Option<&'a str>,
+        action: &'a str,
+        object: (&'a str, String),
+        org_id: Option<i64>,
+        detail: Value,
+    ) -> Entry<'a> {
+        Entry {
+            at,
+            actor_id: Some(principal.user_id),
+            actor: &principal.login,
+            action,
+            object_type: object.0,
+            object_id: object.1,
+            org_id,
+            detail,
+            ip,
+        }
+    }
 }
 
 /// Append an entry in the caller's transaction.

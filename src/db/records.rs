@@ -351,17 +351,15 @@ async fn write_audit(
 ) -> AppResult<()> {
     audit::write(
         conn,
-        audit::Entry {
-            at: actor.now,
-            actor_id: Some(actor.principal.user_id),
-            actor: &actor.principal.login,
+        audit::Entry::by(
+            actor.principal,
+            actor.now,
+            actor.ip,
             action,
-            object_type: "record",
-            object_id: rec_id.to_string(),
-            org_id: Some(org_id),
+            ("record", rec_id.to_string()),
+            Some(org_id),
             detail,
-            ip: actor.ip,
-        },
+        ),
     )
     .await?;
     Ok(())

@@ -275,6 +275,22 @@ pub struct VersionChange {
     pub needs_review: bool,
 }
 
+impl VersionChange {
+    /// What the audit log records of this change, with what it did: the action and details.
+    pub fn audit(&self, impact: &VersionImpact) -> (&'static str, serde_json::Value) {
+        let action = if self.retired { "rule.retire" } else { "rule.change" };
+        let detail = serde_json::json!({
+            "effective_from": self.effective_from,
+            "retired": self.retired,
+            "title": self.title,
+            "min_count": self.min_count,
+            "kinds": self.kinds,
+            "impact": impact,
+        });
+        (action, detail)
+    }
+}
+
 /// What a rule change did to periods that have started (or, in a preview, would do).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VersionImpact {

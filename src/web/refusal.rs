@@ -2,7 +2,8 @@
 //! row 25), in one place. A handler refuses by returning [`AppError::Forbidden`] (403) or
 //! [`AppError::Hidden`] (404 for an object that exists but is out of the caller's reach);
 //! turning that error into a response marks the response with [`Refused`], and the
-//! [`log`] middleware, around every route, writes the audit row. Who asked comes from the
+//! [`log`] middleware, around every route, writes the audit row. The session layer marks
+//! a refused CSRF check the same way. Who asked comes from the
 //! [`Caller`] slot that the session layer (pages) or the bearer-token extractor (API)
 //! fills once it knows the user.
 //!
@@ -48,11 +49,14 @@ pub async fn log(State(app): State<App>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let caller = Caller::default();
     parts.extensions.insert(caller.clone());
-    let what = format!("{} {}", parts.method, parts.uri.path().chars().take(200).collect::<String>());
-    let ip = crate::web::client_ip(&parts);
+    // Kept cheaply (both are reference-counted); described only for a refusal.
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
+    let peer = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let response = next.run(Request::from_parts(parts, body)).await;
     if let Some(Refused(why)) = response.extensions().get::<Refused>().copied() {
+        let what = format!("{method} {}", uri.path().chars().take(200).collect::<String>());
         let who = caller.0.get();
+        let ip = peer.map(|p| p.to_string());
         let entry = audit::Entry {
             at: app.now(),
             actor_id: who.map(|w| w.0),

@@ -212,8 +212,8 @@ pub async fn load(axum::extract::State(app): axum::extract::State<App>, req: Req
     let body = if changes_state {
         match check_csrf(&app, &parts, body, &ctx).await {
             Ok(body) => body,
-            Err(resp) => {
-                audit_refusal(&app, &ctx, &parts, "csrf").await;
+            Err(mut resp) => {
+                resp.extensions_mut().insert(crate::web::refusal::Refused("csrf"));
                 return resp;
             }
         }
@@ -308,30 +308,6 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 && !a.is_empty()
 }
 
-async fn audit_refusal(app: &App, ctx: &RequestContext, parts: &Parts, why: &str) {
-    let who = ctx.session.as_ref().map(|s| (s.principal.user_id, s.principal.login.clone()));
-    let mut conn = match app.pool.acquire().await {
-        Ok(c) => c,
-        Err(_) => return,
-    };
-    let path: String = parts.uri.path().chars().take(200).collect();
-    let _ = crate::db::audit::write(
-        &mut conn,
-        crate::db::audit::Entry {
-            at: ctx.now,
-            actor_id: who.as_ref().map(|w| w.0),
-            actor: who.as_ref().map(|w| w.1.as_str()).unwrap_or("anonymous"),
-            action: "auth.refused",
-            object_type: "request",
-            object_id: format!("{} {path}", parts.method),
-            org_id: None,
-            detail: serde_json::json!({"why": why}),
-            ip: ctx.ip.as_deref(),
-        },
-    )
-    .await;
-}
-
 /// A signed-in user on a page: the principal, the session's CSRF token, the language.
 /// Without a live session the request is sent to the sign-in page.
 pub struct PageUser {
@@ -344,6 +320,19 @@ pub struct PageUser {
     pub today: NaiveDate,
     pub ip: Option<String>,
     pub session_hash: Vec<u8>,
+}
+
+impl PageUser {
+    /// An audit entry for something this user did on this request.
+    pub fn audit_entry<'a>(
+        &'a self,
+        action: &'a str,
+        object: (&'a str, String),
+        org_id: Option<i64>,
+        detail: serde_json::Value,
+    ) -> crate::db::audit::Entry<'a> {
+        crate::db::audit::Entry::by(&self.principal, self.now, self.ip.as_deref(), action, object, org_id, detail)
+    }
 }
 
 impl FromRequestParts<App> for PageUser {

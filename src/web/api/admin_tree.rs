@@ -52,21 +52,7 @@ async fn write_audit(
     org_id: Option<i64>,
     detail: Value,
 ) -> AppResult<()> {
-    audit::write(
-        conn,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action,
-            object_type: object.0,
-            object_id: object.1,
-            org_id,
-            detail,
-            ip: user.ip.as_deref(),
-        },
-    )
-    .await?;
+    audit::write(conn, user.audit_entry(action, (object.0, object.1), org_id, detail)).await?;
     Ok(())
 }
 

@@ -44,17 +44,7 @@ async fn waive_duty(
     duties::waive(&mut tx, id, user.principal.user_id, reason, user.now).await?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "duty.waive",
-            object_type: "duty",
-            object_id: id.to_string(),
-            org_id: Some(org.id),
-            detail: json!({"reason": reason}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry("duty.waive", ("duty", id.to_string()), Some(org.id), json!({"reason": reason})),
     )
     .await?;
     tx.commit().await?;

@@ -92,6 +92,19 @@ pub struct ApiUser {
     pub ip: Option<String>,
 }
 
+impl ApiUser {
+    /// An audit entry for something this caller did on this request.
+    pub fn audit_entry<'a>(
+        &'a self,
+        action: &'a str,
+        object: (&'a str, String),
+        org_id: Option<i64>,
+        detail: serde_json::Value,
+    ) -> crate::db::audit::Entry<'a> {
+        crate::db::audit::Entry::by(&self.principal, self.now, self.ip.as_deref(), action, object, org_id, detail)
+    }
+}
+
 impl FromRequestParts<App> for ApiUser {
     type Rejection = AppError;
 

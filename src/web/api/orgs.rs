@@ -312,20 +312,6 @@ async fn write_audit(
     org: &Org,
     detail: Value,
 ) -> AppResult<()> {
-    audit::write(
-        conn,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action,
-            object_type: "org",
-            object_id: org.code.clone(),
-            org_id: Some(org.id),
-            detail,
-            ip: user.ip.as_deref(),
-        },
-    )
-    .await?;
+    audit::write(conn, user.audit_entry(action, ("org", org.code.clone()), Some(org.id), detail)).await?;
     Ok(())
 }

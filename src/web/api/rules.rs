@@ -167,17 +167,7 @@ async fn create_system(
     let id = rules::create_system(&mut tx, &code, &title, None, user.now).await?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "system.create",
-            object_type: "system",
-            object_id: code.clone(),
-            org_id: None,
-            detail: json!({"id": id, "title": title}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry("system.create", ("system", code.clone()), None, json!({"id": id, "title": title})),
     )
     .await?;
     tx.commit().await?;
@@ -377,23 +367,18 @@ async fn create_rule(
     }
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "rule.create",
-            object_type: "rule",
-            object_id: new_rule.code.clone(),
-            org_id: new_rule.root_org_id,
-            detail: json!({
+        user.audit_entry(
+            "rule.create",
+            ("rule", new_rule.code.clone()),
+            new_rule.root_org_id,
+            json!({
                 "system": system.code,
                 "title": new_rule.title,
                 "cadence": new_rule.cadence.as_str(),
                 "effective_from": new_rule.effective_from,
                 "impact": impact,
             }),
-            ip: user.ip.as_deref(),
-        },
+        ),
     )
     .await?;
     let rule = find_rule(&mut tx, &new_rule.code).await?;
@@ -494,28 +479,8 @@ async fn change_rule(
             json!({"dry_run": true, "rule": rule.code, "effective_from": change.effective_from, "impact": impact});
         return Ok((StatusCode::OK, Json(out)).into_response());
     }
-    audit::write(
-        &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: if change.retired { "rule.retire" } else { "rule.change" },
-            object_type: "rule",
-            object_id: rule.code.clone(),
-            org_id: None,
-            detail: json!({
-                "effective_from": change.effective_from,
-                "retired": change.retired,
-                "title": change.title,
-                "min_count": change.min_count,
-                "kinds": change.kinds,
-                "impact": impact,
-            }),
-            ip: user.ip.as_deref(),
-        },
-    )
-    .await?;
+    let (action, detail) = change.audit(&impact);
+    audit::write(&mut tx, user.audit_entry(action, ("rule", rule.code.clone()), None, detail)).await?;
     let view = rule_json(&mut tx, &rule, user.today, settings.tz).await?;
     tx.commit().await?;
     let out = json!({"dry_run": false, "rule": view, "effective_from": change.effective_from, "impact": impact});
@@ -557,17 +522,12 @@ async fn waive_for_org(
         rules::waive_for_org(&mut tx, &rule, &org, &reason, Some(user.principal.user_id), user.now, user.today).await?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "rule.waive_org",
-            object_type: "rule",
-            object_id: rule.code.clone(),
-            org_id: Some(org.id),
-            detail: json!({"org": org.code, "reason": reason, "duties_waived": waived}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "rule.waive_org",
+            ("rule", rule.code.clone()),
+            Some(org.id),
+            json!({"org": org.code, "reason": reason, "duties_waived": waived}),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -78,17 +78,12 @@ async fn install_template(
     .await?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "template.install",
-            object_type: "template",
-            object_id: template.code.to_owned(),
-            org_id: root.as_ref().map(|r| r.id),
-            detail: json!({"effective_from": effective_from, "root": installed.root, "duties": installed.duties_created}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "template.install",
+            ("template", template.code.to_owned()),
+            root.as_ref().map(|r| r.id),
+            json!({"effective_from": effective_from, "root": installed.root, "duties": installed.duties_created}),
+        ),
     )
     .await?;
     tx.commit().await?;

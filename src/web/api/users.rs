@@ -45,17 +45,7 @@ async fn create_user(
     let created_user = users::create(&mut tx, &body.login, &body.password, &body.name, body.admin, user.now).await?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "user.create",
-            object_type: "user",
-            object_id: created_user.login.clone(),
-            org_id: None,
-            detail: json!({"admin": body.admin}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry("user.create", ("user", created_user.login.clone()), None, json!({"admin": body.admin})),
     )
     .await?;
     tx.commit().await?;

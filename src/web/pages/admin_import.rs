@@ -723,17 +723,12 @@ async fn export_file(State(app): State<App>, user: PageUser, Path(file): Path<St
     let action = format!("{}.export", what.as_str());
     audit::write(
         &mut conn,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: &action,
-            object_type: "export",
-            object_id: what.as_str().to_owned(),
-            org_id: None,
-            detail: serde_json::json!({"format": format.extension(), "rows": rows}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            &action,
+            ("export", what.as_str().to_owned()),
+            None,
+            serde_json::json!({"format": format.extension(), "rows": rows}),
+        ),
     )
     .await
     .page(&user)?;

@@ -401,17 +401,7 @@ async fn create_system(State(app): State<App>, user: PageUser, RawForm(body): Ra
     };
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "system.create",
-            object_type: "system",
-            object_id: code_ok.clone(),
-            org_id: None,
-            detail: json!({"id": id, "title": title_ok}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry("system.create", ("system", code_ok.clone()), None, json!({"id": id, "title": title_ok})),
     )
     .await
     .page(&user)?;
@@ -589,17 +579,12 @@ async fn install_template(
     };
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "template.install",
-            object_type: "template",
-            object_id: template.code.to_owned(),
-            org_id: root.as_ref().map(|r| r.id),
-            detail: json!({"effective_from": effective_from, "root": installed.root, "duties": installed.duties_created}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "template.install",
+            ("template", template.code.to_owned()),
+            root.as_ref().map(|r| r.id),
+            json!({"effective_from": effective_from, "root": installed.root, "duties": installed.duties_created}),
+        ),
     )
     .await
     .page(&user)?;
@@ -1352,29 +1337,8 @@ async fn change_rule(
         Err(e) => return Err(PageError(e, t.locale)),
     };
     if step == "confirm" {
-        audit::write(
-            &mut tx,
-            audit::Entry {
-                at: user.now,
-                actor_id: Some(user.principal.user_id),
-                actor: &user.principal.login,
-                action: if change.retired { "rule.retire" } else { "rule.change" },
-                object_type: "rule",
-                object_id: rule.code.clone(),
-                org_id: None,
-                detail: json!({
-                    "effective_from": change.effective_from,
-                    "retired": change.retired,
-                    "title": change.title,
-                    "min_count": change.min_count,
-                    "kinds": change.kinds,
-                    "impact": impact,
-                }),
-                ip: user.ip.as_deref(),
-            },
-        )
-        .await
-        .page(&user)?;
+        let (action, detail) = change.audit(&impact);
+        audit::write(&mut tx, user.audit_entry(action, ("rule", rule.code.clone()), None, detail)).await.page(&user)?;
         tx.commit().await.page(&user)?;
         let saved = if change.retired { "retired" } else { "version" };
         return Ok(Redirect::to(&format!("/admin/rules/{}?saved={saved}", rule.code)).into_response());
@@ -1528,23 +1492,18 @@ async fn create_rule(
     if step == "confirm" {
         audit::write(
             &mut tx,
-            audit::Entry {
-                at: user.now,
-                actor_id: Some(user.principal.user_id),
-                actor: &user.principal.login,
-                action: "rule.create",
-                object_type: "rule",
-                object_id: new_rule.code.clone(),
-                org_id: new_rule.root_org_id,
-                detail: json!({
+            user.audit_entry(
+                "rule.create",
+                ("rule", new_rule.code.clone()),
+                new_rule.root_org_id,
+                json!({
                     "system": system.code,
                     "title": new_rule.title,
                     "cadence": new_rule.cadence.as_str(),
                     "effective_from": new_rule.effective_from,
                     "impact": impact,
                 }),
-                ip: user.ip.as_deref(),
-            },
+            ),
         )
         .await
         .page(&user)?;
@@ -1656,17 +1615,12 @@ async fn waive_rule_for_org(
     };
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "rule.waive_org",
-            object_type: "rule",
-            object_id: rule.code.clone(),
-            org_id: Some(org.id),
-            detail: json!({"org": org.code, "reason": trimmed, "duties_waived": n}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "rule.waive_org",
+            ("rule", rule.code.clone()),
+            Some(org.id),
+            json!({"org": org.code, "reason": trimmed, "duties_waived": n}),
+        ),
     )
     .await
     .page(&user)?;
@@ -1780,17 +1734,12 @@ async fn waive_duty(
     }
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "duty.waive",
-            object_type: "duty",
-            object_id: duty.id.to_string(),
-            org_id: Some(duty.org_id),
-            detail: json!({"reason": trimmed, "rule": duty.rule_code, "period": duty.period_key}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "duty.waive",
+            ("duty", duty.id.to_string()),
+            Some(duty.org_id),
+            json!({"reason": trimmed, "rule": duty.rule_code, "period": duty.period_key}),
+        ),
     )
     .await
     .page(&user)?;

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgConnection;
 
 use super::{Layout, PageError, PageResultExt, render, render_status};
@@ -94,26 +94,6 @@ fn parse_form_date(s: &str) -> Option<NaiveDate> {
         .iter()
         .find_map(|f| NaiveDate::parse_from_str(s, f).ok())?;
     (1900..=9999).contains(&d.year()).then_some(d)
-}
-
-fn audit_entry<'a>(
-    user: &'a PageUser,
-    action: &'a str,
-    object: (&'a str, String),
-    org_id: Option<i64>,
-    detail: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        at: user.now,
-        actor_id: Some(user.principal.user_id),
-        actor: &user.principal.login,
-        action,
-        object_type: object.0,
-        object_id: object.1,
-        org_id,
-        detail,
-        ip: user.ip.as_deref(),
-    }
 }
 
 fn role_label(t: &Tr, role: &str) -> String {
@@ -594,9 +574,7 @@ async fn create_org(
             Ok(org) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
-                        "org.create",
+                    user.audit_entry("org.create",
                         ("org", org.code.clone()),
                         Some(org.id),
                         json!({"name": org.name, "kind": org.kind, "parent": org.parent, "active_from": org.active_from}),
@@ -898,13 +876,7 @@ async fn rename_org(
     let name = forms.name.trim();
     audit::write(
         &mut tx,
-        audit_entry(
-            &user,
-            "org.rename",
-            ("org", org.code.clone()),
-            Some(org.id),
-            json!({"name": name, "was": org.name}),
-        ),
+        user.audit_entry("org.rename", ("org", org.code.clone()), Some(org.id), json!({"name": name, "was": org.name})),
     )
     .await
     .page(&user)?;
@@ -939,8 +911,7 @@ async fn change_kind(
     }
     audit::write(
         &mut tx,
-        audit_entry(
-            &user,
+        user.audit_entry(
             "org.kind",
             ("org", org.code.clone()),
             Some(org.id),
@@ -962,7 +933,7 @@ async fn reopen_org(State(app): State<App>, user: PageUser, Path(code): Path<Str
         orgs::reopen(&mut tx, &org, user.now).await.page(&user)?;
         audit::write(
             &mut tx,
-            audit_entry(&user, "org.reopen", ("org", org.code.clone()), Some(org.id), json!({"was": org.active_until})),
+            user.audit_entry("org.reopen", ("org", org.code.clone()), Some(org.id), json!({"was": org.active_until})),
         )
         .await
         .page(&user)?;
@@ -1016,9 +987,7 @@ async fn handover(
             Ok(done) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
-                        "role.handover",
+                    user.audit_entry("role.handover",
                         ("org", org.code.clone()),
                         Some(org.id),
                         json!({"role": "secretary", "on": on, "person": person.id,
@@ -1168,8 +1137,7 @@ async fn move_page(
                 Ok(summary) if commit => {
                     audit::write(
                         &mut tx,
-                        audit_entry(
-                            user,
+                        user.audit_entry(
                             "org.move",
                             ("org", org.code.clone()),
                             Some(org.id),
@@ -1293,8 +1261,7 @@ async fn close_page(
             Ok(ids) if commit => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        user,
+                    user.audit_entry(
                         "org.close",
                         ("org", org.code.clone()),
                         Some(org.id),
@@ -1441,8 +1408,7 @@ async fn create_kind(
             Ok(kind) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "kind.create",
                         ("org_kind", kind.code.clone()),
                         None,
@@ -1485,8 +1451,7 @@ async fn rename_kind(
             Ok(kind) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "kind.update",
                         ("org_kind", kind.code.clone()),
                         None,
@@ -1674,8 +1639,7 @@ async fn create_person(
             Ok(id) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "person.create",
                         ("person", id.to_string()),
                         None,
@@ -1859,8 +1823,7 @@ async fn update_person(
             Ok(()) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "person.update",
                         ("person", id.to_string()),
                         None,
@@ -1955,8 +1918,7 @@ async fn give_role(
             Ok(assigned) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "role.assign",
                         ("role_assignment", assigned.to_string()),
                         Some(org.id),
@@ -2020,8 +1982,7 @@ async fn end_role(
             Ok(()) => {
                 audit::write(
                     &mut tx,
-                    audit_entry(
-                        &user,
+                    user.audit_entry(
                         "role.end",
                         ("role_assignment", a.id.to_string()),
                         Some(a.org_id),

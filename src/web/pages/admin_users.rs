@@ -96,20 +96,6 @@ impl Errors {
     }
 }
 
-fn entry<'a>(user: &'a PageUser, action: &'a str, object: (&'a str, String), detail: Value) -> audit::Entry<'a> {
-    audit::Entry {
-        at: user.now,
-        actor_id: Some(user.principal.user_id),
-        actor: &user.principal.login,
-        action,
-        object_type: object.0,
-        object_id: object.1,
-        org_id: None,
-        detail,
-        ip: user.ip.as_deref(),
-    }
-}
-
 /// 2026年3月26日 16:05, or "never" when there is no instant.
 fn when(t: &Tr, tz: Tz, at: Option<DateTime<Utc>>) -> String {
     match at {
@@ -476,12 +462,7 @@ async fn create_user(
     };
     audit::write(
         &mut tx,
-        entry(
-            &user,
-            "user.create",
-            ("user", created.login.clone()),
-            json!({"admin": admin_flag, "person": created.person_id.to_string(), "password": if generated { "generated" } else { "set" }}),
-        ),
+        user.audit_entry("user.create", ("user", created.login.clone()), None, json!({"admin": admin_flag, "person": created.person_id.to_string(), "password": if generated { "generated" } else { "set" }})),
     )
     .await
     .page(&user)?;
@@ -684,9 +665,12 @@ async fn update_user(
         detail.insert("admin".into(), json!({"from": acct.is_admin, "to": admin_flag}));
     }
     if !detail.is_empty() {
-        audit::write(&mut tx, entry(&user, "user.update", ("user", acct.login.clone()), Value::Object(detail)))
-            .await
-            .page(&user)?;
+        audit::write(
+            &mut tx,
+            user.audit_entry("user.update", ("user", acct.login.clone()), None, Value::Object(detail)),
+        )
+        .await
+        .page(&user)?;
     }
     tx.commit().await.page(&user)?;
     if acct.id == user.principal.user_id && !admin_flag {
@@ -746,10 +730,10 @@ async fn link_person(
         }
         audit::write(
             &mut tx,
-            entry(
-                &user,
+            user.audit_entry(
                 "user.link_person",
                 ("user", acct.login.clone()),
+                None,
                 json!({"from": acct.person_id.to_string(), "to": pid.to_string()}),
             ),
         )
@@ -787,10 +771,10 @@ async fn reset_password(
     users::set_password(&mut tx, acct.id, &password, user.now).await.page(&user)?;
     audit::write(
         &mut tx,
-        entry(
-            &user,
+        user.audit_entry(
             "user.password_reset",
             ("user", acct.login.clone()),
+            None,
             json!({"password": if generated { "generated" } else { "set" }}),
         ),
     )
@@ -826,7 +810,7 @@ async fn disable_user(
         return refuse(&app, &user, acct, "admin_users.refused_last_admin_disable").await;
     }
     if admin::set_disabled(&mut tx, acct.id, true, user.now).await.page(&user)? {
-        audit::write(&mut tx, entry(&user, "user.disable", ("user", acct.login.clone()), json!({})))
+        audit::write(&mut tx, user.audit_entry("user.disable", ("user", acct.login.clone()), None, json!({})))
             .await
             .page(&user)?;
     }
@@ -842,7 +826,7 @@ async fn enable_user(
     let acct = account_or_404(&app, &user, &login).await?;
     let mut tx = app.pool.begin().await.page(&user)?;
     if admin::set_disabled(&mut tx, acct.id, false, user.now).await.page(&user)? {
-        audit::write(&mut tx, entry(&user, "user.enable", ("user", acct.login.clone()), json!({})))
+        audit::write(&mut tx, user.audit_entry("user.enable", ("user", acct.login.clone()), None, json!({})))
             .await
             .page(&user)?;
     }
@@ -874,10 +858,10 @@ async fn revoke(tx: &mut sqlx::PgConnection, user: &PageUser, token: &admin::Tok
     if admin::revoke_token(tx, token.id, user.now).await.page(user)? {
         audit::write(
             tx,
-            entry(
-                user,
+            user.audit_entry(
                 "token.revoke",
                 ("api_token", token.id.to_string()),
+                None,
                 json!({"owner": token.login, "label": token.label}),
             ),
         )
@@ -965,10 +949,10 @@ async fn create_own_token(
     let id = admin::token_id(&mut tx, &token).await.page(&user)?;
     audit::write(
         &mut tx,
-        entry(
-            &user,
+        user.audit_entry(
             "token.create",
             ("api_token", id.to_string()),
+            None,
             json!({"owner": user.principal.login, "label": label}),
         ),
     )
@@ -1159,9 +1143,12 @@ async fn save_settings(
         Err(e) => return Err(PageError(e, t.locale)),
     };
     if !saved.changed.is_empty() {
-        audit::write(&mut tx, entry(&user, "settings.update", ("settings", "deployment".to_owned()), saved.detail))
-            .await
-            .page(&user)?;
+        audit::write(
+            &mut tx,
+            user.audit_entry("settings.update", ("settings", "deployment".to_owned()), None, saved.detail),
+        )
+        .await
+        .page(&user)?;
     }
     tx.commit().await.page(&user)?;
     app.reload_settings().await.page(&user)?;
@@ -1612,10 +1599,10 @@ async fn export_audit(
     let mut tx = app.pool.begin().await.page(&user)?;
     audit::write(
         &mut tx,
-        entry(
-            &user,
+        user.audit_entry(
             "audit.export",
             (admin::CHAIN_OBJECT.0, "export".to_owned()),
+            None,
             json!({"filter": q.filter_query(), "entries": written}),
         ),
     )
@@ -1642,10 +1629,10 @@ async fn verify_chain(State(app): State<App>, AdminUser(user): AdminUser) -> Res
     let mut tx = app.pool.begin().await.page(&user)?;
     audit::write(
         &mut tx,
-        entry(
-            &user,
+        user.audit_entry(
             "audit.verify",
             (admin::CHAIN_OBJECT.0, admin::CHAIN_OBJECT.1.to_owned()),
+            None,
             json!({"intact": v.problem.is_none(), "sealed": v.sealed, "unsealed": v.unsealed, "problem": v.problem}),
         ),
     )

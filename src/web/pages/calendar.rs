@@ -438,17 +438,12 @@ async fn create_feed(
     let created = feeds::replace(&mut tx, user.principal.user_id, user.now).await.page(&user)?;
     audit::write(
         &mut tx,
-        audit::Entry {
-            at: user.now,
-            actor_id: Some(user.principal.user_id),
-            actor: &user.principal.login,
-            action: "calendar_feed.create",
-            object_type: "calendar_feed",
-            object_id: created.id.to_string(),
-            org_id: None,
-            detail: json!({"revoked": created.revoked}),
-            ip: user.ip.as_deref(),
-        },
+        user.audit_entry(
+            "calendar_feed.create",
+            ("calendar_feed", created.id.to_string()),
+            None,
+            json!({"revoked": created.revoked}),
+        ),
     )
     .await
     .page(&user)?;
@@ -479,17 +474,7 @@ async fn stop_feed(State(app): State<App>, user: PageUser, Form(form): Form<Feed
     for id in &revoked {
         audit::write(
             &mut tx,
-            audit::Entry {
-                at: user.now,
-                actor_id: Some(user.principal.user_id),
-                actor: &user.principal.login,
-                action: "calendar_feed.revoke",
-                object_type: "calendar_feed",
-                object_id: id.to_string(),
-                org_id: None,
-                detail: json!({}),
-                ip: user.ip.as_deref(),
-            },
+            user.audit_entry("calendar_feed.revoke", ("calendar_feed", id.to_string()), None, json!({})),
         )
         .await
         .page(&user)?;
