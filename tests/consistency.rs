@@ -675,14 +675,16 @@ fn short(v: &Value) -> String {
     if s.chars().count() > 160 { format!("{}…", s.chars().take(160).collect::<String>()) } else { s }
 }
 
-/// (a) `duty_total` equals the per-ancestor recount of `duty` by class.
+/// (a) The per-subtree totals (`subtree_total`: the maintained descendants' totals and
+/// each organisation's own duties) equal the per-ancestor recount of `duty` by class.
 async fn check_totals(pool: &PgPool) -> Result<(), String> {
     let rows: Vec<(i64, i64, String, String, i64, i64)> = sqlx::query_as(
         "with want as (
             select a.org_id, d.rule_id, d.period_key, d.class, count(*) as n
             from duty d join org o on o.id = d.org_id cross join unnest(o.path) as a(org_id)
             group by 1, 2, 3, 4),
-         kept as (select org_id, rule_id, period_key, class, n from duty_total where n <> 0)
+         kept as (select org_id, rule_id, period_key, class, sum(n)::bigint as n from subtree_total
+                  group by 1, 2, 3, 4 having sum(n) <> 0)
          select coalesce(w.org_id, k.org_id), coalesce(w.rule_id, k.rule_id), coalesce(w.period_key, k.period_key),
                 coalesce(w.class, k.class), coalesce(w.n, 0), coalesce(k.n, 0)
          from want w full join kept k

@@ -121,11 +121,13 @@ fn quads(kind: &str, period: &str, items: &[(&str, &str)]) -> BTreeSet<(String, 
     items.iter().map(|(org, rule)| (kind.to_owned(), org.to_string(), rule.to_string(), period.to_owned())).collect()
 }
 
-/// `duty_total` holds, for every ancestor (itself included), the number of duties of its
-/// subtree in each class: compare it with a recount from `duty`.
+/// `subtree_total` holds, for every ancestor (itself included), the number of duties of its
+/// subtree in each class: compare it with a recount from `duty`. (`duty_total` keeps the
+/// descendants' part; a leaf has no rows there.)
 async fn assert_totals_match_duties(pool: &PgPool) {
     let kept: BTreeMap<(i64, i64, String, String), i64> = sqlx::query_as::<_, (i64, i64, String, String, i64)>(
-        "select org_id, rule_id, period_key, class, n from duty_total where n <> 0",
+        "select org_id, rule_id, period_key, class, sum(n)::bigint from subtree_total
+         group by 1, 2, 3, 4 having sum(n) <> 0",
     )
     .fetch_all(pool)
     .await
@@ -262,6 +264,40 @@ async fn two_passes_at_the_same_moment_leave_what_one_pass_leaves() {
         let again = tick(&a, now).await.expect("third pass");
         assert_eq!(again, TickReport::default(), "round {round}");
     }
+}
+
+/// A member who holds two overlapping terms on one organisation (an import can make
+/// them) owes one duty per period of a per-member rule, and the pass that creates a new
+/// period's duties does not stumble on the pair.
+#[tokio::test]
+async fn a_member_with_overlapping_terms_owes_one_duty_per_period() {
+    let t = busy_tree().await;
+    let mem = user_id(&t.pool, "mem-hx1").await;
+    sqlx::query(
+        "insert into role_assignment (person_id, org_id, role, starts_on, acting, created_at)
+         select person_id, org_id, role, '2026-06-01', acting, created_at from role_assignment
+         where role = 'member' and person_id = (select person_id from app_user where id = $1)",
+    )
+    .bind(mem)
+    .execute(&t.pool)
+    .await
+    .unwrap();
+    // The new year: the yearly per-member rules get their first duties made by this pass.
+    let now = instant("2027-01-02T09:00:00+08:00");
+    let report = tick(&another_app(&t, now).await, now).await.expect("the pass creates 2027 despite the pair");
+    assert!(report.duties_created > 0, "{report:?}");
+    let per_period: Vec<(String, String, i64)> = sqlx::query_as(
+        "select r.code, d.period_key, count(*) from duty d join rule r on r.id = d.rule_id
+         where d.person_id = (select person_id from app_user where id = $1)
+         group by 1, 2 order by 1, 2",
+    )
+    .bind(mem)
+    .fetch_all(&t.pool)
+    .await
+    .unwrap();
+    assert!(per_period.iter().any(|(_, p, _)| p == "2027"), "the member owes 2027's duties: {per_period:?}");
+    assert!(per_period.iter().all(|(_, _, n)| *n == 1), "one duty per rule and period: {per_period:?}");
+    assert_totals_match_duties(&t.pool).await;
 }
 
 // ---------------------------------------------------------------------------------------

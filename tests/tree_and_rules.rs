@@ -15,7 +15,7 @@ async fn assert_totals_true(t: &TestApp) {
             select a.id as org_id, d.period_key, d.class, count(*) as n
             from duty d join org o on o.id = d.org_id cross join unnest(o.path) as a(id)
             group by 1, 2, 3),
-         kept as (select org_id, period_key, class, sum(n) as n from duty_total group by 1, 2, 3)
+         kept as (select org_id, period_key, class, sum(n) as n from subtree_total group by 1, 2, 3)
          select coalesce(t.org_id, k.org_id), coalesce(t.period_key, k.period_key), coalesce(t.class, k.class),
                 coalesce(t.n, 0)::bigint, coalesce(k.n, 0)::bigint
          from truth t full join kept k using (org_id, period_key, class)

@@ -24,12 +24,15 @@ use crate::domain::time::{Deadlines, deadlines, local_date, local_midnight};
 use crate::error::AppResult;
 
 /// Organisations per insert statement when a whole rule period is materialized.
-const ORG_CHUNK: i64 = 50_000;
+const ORG_CHUNK: i64 = 100_000;
 
 /// One rule period that has started and has no duties yet.
 #[derive(Debug, Clone)]
 struct PlannedPeriod {
     rule_id: i64,
+    /// Whether the rule binds each leadership member (one duty per member) rather than
+    /// the organisation.
+    each_member: bool,
     period: Period,
     version_id: i64,
     required: i32,
@@ -40,6 +43,7 @@ struct PlannedPeriod {
 struct VersionRow {
     rule_id: i64,
     cadence: String,
+    binds: String,
     version_id: i64,
     effective_from: NaiveDate,
     retired: bool,
@@ -57,7 +61,7 @@ async fn plan(
     only_rules: Option<&[i64]>,
 ) -> sqlx::Result<Vec<PlannedPeriod>> {
     let versions: Vec<VersionRow> = sqlx::query_as(
-        "select r.id as rule_id, r.cadence, v.id as version_id, v.effective_from, v.retired, v.min_count,
+        "select r.id as rule_id, r.cadence, r.binds, v.id as version_id, v.effective_from, v.retired, v.min_count,
                 v.grace_days, v.lead_days
          from rule r join rule_version v on v.rule_id = r.id
          where $1::bigint[] is null or r.id = any($1)
@@ -105,6 +109,7 @@ async fn plan(
             let lead = v.lead_days.map_or(settings.lead_days.of(cadence), |d| d.max(0) as u32);
             planned.push(PlannedPeriod {
                 rule_id,
+                each_member: v.binds == "each_member",
                 period,
                 version_id: v.version_id,
                 required: v.min_count,
@@ -138,8 +143,44 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
     .bind(p.deadlines.due_soon_at)
     .execute(&mut *conn)
     .await?;
+    // Duties made earlier by the change that made them owed (rare: a first pass over a
+    // period finds none) need their records counted after the insert below.
+    let existed: bool = sqlx::query_scalar("select exists (select 1 from duty where rule_id = $1 and period_key = $2)")
+        .bind(p.rule_id)
+        .bind(&key)
+        .fetch_one(&mut *conn)
+        .await?;
     let (lo, hi): (Option<i64>, Option<i64>) =
         sqlx::query_as("select min(id), max(id) from org").fetch_one(&mut *conn).await?;
+    // Into a period with no duties yet every owed duty goes in as it is: no conflict check
+    // per row (a tenth of the insert's cost). A member who holds two overlapping terms is
+    // owed one duty: such duplicates are dropped in the select.
+    let (dedupe, on_conflict) = match (existed, p.each_member) {
+        (true, _) => ("", "on conflict do nothing"),
+        (false, true) => ("distinct on (o.org_id, o.person_id)", ""),
+        (false, false) => ("", ""),
+    };
+    let insert = format!(
+        "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at,
+                           waived_at, waived_by, waived_reason, accepted, pending, nth_accepted_at)
+         select {dedupe} o.org_id, o.rule_id, o.person_id, o.period_key, o.required, o.due_at, o.cancelled, $5,
+                o.waived_at, o.waived_by, o.waived_reason,
+                coalesce(s.accepted, 0), coalesce(s.pending, 0),
+                case when s.accepted >= o.required then s.times[o.required] end
+         from owed_duty o
+         left join (select org_id, coalesce(person_id, 0) as person_id,
+                           count(*) filter (where state = 'accepted') as accepted,
+                           count(*) filter (where state = 'submitted') as pending,
+                           array_agg(submitted_at order by submitted_at)
+                               filter (where state = 'accepted') as times
+                    from record
+                    where rule_id = $1 and period_key = $2 and org_id between $3 and $4
+                      and state in ('accepted', 'submitted')
+                    group by 1, 2) s
+           on s.org_id = o.org_id and s.person_id = coalesce(o.person_id, 0)
+         where o.rule_id = $1 and o.period_key = $2 and o.org_id between $3 and $4
+         {on_conflict}"
+    );
     let mut created = 0;
     if let (Some(lo), Some(hi)) = (lo, hi) {
         let mut start = lo;
@@ -148,42 +189,27 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
             // Each duty is inserted with its records already counted, so that its class is
             // settled once: an update afterwards would rewrite every row and run the
             // subtree totals' trigger a second time (half the cost of a first tick).
-            created += sqlx::query(
-                "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, cancelled, created_at,
-                                   waived_at, waived_by, waived_reason, accepted, pending, nth_accepted_at)
-                 select o.org_id, o.rule_id, o.person_id, o.period_key, o.required, o.due_at, o.cancelled, $5,
-                        o.waived_at, o.waived_by, o.waived_reason,
-                        coalesce(s.accepted, 0), coalesce(s.pending, 0),
-                        case when s.accepted >= o.required then s.times[o.required] end
-                 from owed_duty o
-                 left join (select org_id, coalesce(person_id, 0) as person_id,
-                                   count(*) filter (where state = 'accepted') as accepted,
-                                   count(*) filter (where state = 'submitted') as pending,
-                                   array_agg(submitted_at order by submitted_at)
-                                       filter (where state = 'accepted') as times
-                            from record
-                            where rule_id = $1 and period_key = $2 and org_id between $3 and $4
-                              and state in ('accepted', 'submitted')
-                            group by 1, 2) s
-                   on s.org_id = o.org_id and s.person_id = coalesce(o.person_id, 0)
-                 where o.rule_id = $1 and o.period_key = $2 and o.org_id between $3 and $4
-                 on conflict do nothing",
-            )
-            .bind(p.rule_id)
-            .bind(&key)
-            .bind(start)
-            .bind(end)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+            // The statement is built above from constants only. It is planned afresh for
+            // each chunk, not prepared: after five runs PostgreSQL's generic plan guesses
+            // 500 organisations and recounts the records once per owed duty (minutes).
+            created += sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                .bind(p.rule_id)
+                .bind(&key)
+                .bind(start)
+                .bind(end)
+                .bind(now)
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
             start = end + 1;
         }
     }
-    // Duties that existed before this pass (made by the change that made them owed) are
-    // counted here; the ones just inserted already are, and are not touched.
-    sqlx::query(
-        "with s as (
+    // Duties that existed before this pass are counted here; the ones just inserted
+    // already are, and are not touched.
+    if existed {
+        sqlx::query(
+            "with s as (
             select org_id, person_id,
                    count(*) filter (where state = 'accepted') as accepted,
                    count(*) filter (where state = 'submitted') as pending,
@@ -196,11 +222,13 @@ async fn materialize_period(conn: &mut PgConnection, p: &PlannedPeriod, now: Dat
          where d.rule_id = $1 and d.period_key = $2 and d.org_id = s.org_id
            and d.person_id is not distinct from s.person_id
            and (d.accepted, d.pending) is distinct from (s.accepted, s.pending)",
-    )
-    .bind(p.rule_id)
-    .bind(&key)
-    .execute(&mut *conn)
-    .await?;
+        )
+        .bind(p.rule_id)
+        .bind(&key)
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
+    }
     sqlx::query("update rule_period set materialized_at = $3 where rule_id = $1 and period_key = $2")
         .bind(p.rule_id)
         .bind(&key)
@@ -265,6 +293,9 @@ async fn materialize_all_locked(
     let mut done = Materialized::default();
     let mut runs = futures_util::stream::iter(planned.into_iter().map(|p| async move {
         let mut tx = pool.begin().await?;
+        // Each-member rules group the role assignments of the whole tree; keep that
+        // in memory rather than spilling it to disk.
+        sqlx::query("set local work_mem = '64MB'").execute(&mut *tx).await?;
         let n = materialize_period(&mut tx, &p, now).await?;
         tx.commit().await?;
         Ok::<u64, sqlx::Error>(n)
@@ -666,7 +697,7 @@ pub async fn subtree_counts(
     type TotalRow = (i64, String, i64, DateTime<Utc>, DateTime<Utc>);
     let rows: Vec<TotalRow> = sqlx::query_as(
         "select t.org_id, t.class, t.n, rp.due_at, rp.due_soon_at
-         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         from subtree_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
          where t.org_id = any($1) and t.period_key = $2 and t.n <> 0",
     )
     .bind(org_ids)
@@ -716,28 +747,43 @@ pub async fn for_orgs_year(
     orgs: &[(i64, Option<i64>)],
     year: i32,
     now: DateTime<Utc>,
-) -> sqlx::Result<Vec<(i64, DutyView)>> {
+    with_open: bool,
+) -> sqlx::Result<Vec<OrgDuty>> {
     let ids: Vec<i64> = orgs.iter().map(|(id, _)| *id).collect();
     // The duties are read first, by organisation (a materialized CTE): a prepared statement
     // then has one good generic plan. Without it PostgreSQL's generic plan walks every
     // duty of each rule period, so it re-plans the join on every call (most of a
-    // workbench request's database time).
+    // workbench request's database time). With `with_open`, each duty's latest open
+    // record comes along (`record_duty`: a few index probes), saving the workbench a
+    // round trip.
     let rows: Vec<OrgDutyRow> = sqlx::query_as(
         "with d as materialized (
              select * from duty where org_id = any($1) and period_key >= $2 and period_key < $3)
          select d.org_id, d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
                 rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
-                v.needs_review
+                v.needs_review, o.id as open_id, o.state as open_state, o.comment as open_comment,
+                o.reviewer as open_reviewer
          from d
          join rule r on r.id = d.rule_id
          join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
          join rule_version v on v.id = rp.version_id
          left join person p on p.id = d.person_id
+         left join lateral (
+             select rec.id, rec.state, rv.comment, rv.reviewer
+             from record rec
+             left join lateral (select r.comment, u.login as reviewer
+                                from record_review r join app_user u on u.id = r.reviewer_id
+                                where r.record_id = rec.id and r.decision = 'return'
+                                order by r.created_at desc limit 1) rv on rec.state = 'returned'
+             where $4 and rec.org_id = d.org_id and rec.rule_id = d.rule_id and rec.period_key = d.period_key
+               and rec.person_id is not distinct from d.person_id and rec.state in ('draft', 'returned')
+             order by rec.created_at desc limit 1) o on true
          order by d.org_id, d.due_at, r.system_id, r.position, p.name",
     )
     .bind(&ids)
     .bind(year.to_string())
     .bind((year + 1).to_string())
+    .bind(with_open)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -745,7 +791,16 @@ pub async fn for_orgs_year(
         .filter(|r| {
             orgs.iter().any(|(id, person)| *id == r.org_id && person.is_none_or(|p| r.duty.person_id == Some(p)))
         })
-        .map(|r| (r.org_id, r.duty.view(settings, now)))
+        .map(|r| OrgDuty {
+            org_id: r.org_id,
+            open: r.open_id.map(|id| OpenRecord {
+                id,
+                returned: r.open_state.as_deref() == Some("returned"),
+                comment: r.open_comment,
+                reviewer: r.open_reviewer,
+            }),
+            duty: r.duty.view(settings, now),
+        })
         .collect())
 }
 
@@ -754,4 +809,25 @@ struct OrgDutyRow {
     org_id: i64,
     #[sqlx(flatten)]
     duty: DutyRow,
+    open_id: Option<i64>,
+    open_state: Option<String>,
+    open_comment: Option<String>,
+    open_reviewer: Option<String>,
+}
+
+/// One duty of [`for_orgs_year`], with its organisation and the latest record still open
+/// on it (a draft, or one returned to the branch).
+pub struct OrgDuty {
+    pub org_id: i64,
+    pub duty: DutyView,
+    pub open: Option<OpenRecord>,
+}
+
+/// A draft or returned record; for a returned one, the comment and login of whoever
+/// returned it last.
+pub struct OpenRecord {
+    pub id: i64,
+    pub returned: bool,
+    pub comment: Option<String>,
+    pub reviewer: Option<String>,
 }

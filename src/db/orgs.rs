@@ -315,13 +315,14 @@ pub async fn move_to(
         return Err(AppError::bad_input("parent", "the tree would be deeper than 32 levels"));
     }
     duties::lock_shared(conn).await?;
-    // The subtree's totals leave the old ancestors and join the new ones (an ancestor
-    // both had and have keeps them: the deltas cancel).
+    // The subtree's totals, its root's own duties included, leave the old ancestors'
+    // descendant totals and join the new ones' (an ancestor both had and have keeps
+    // them: the deltas cancel).
     let old_ancestors: Vec<i64> = org.path[..org.path.len() - 1].to_vec();
     sqlx::query(
         "insert into duty_total as t (org_id, rule_id, period_key, class, n)
          select a.id, s.rule_id, s.period_key, s.class, sum(s.n * a.sign)
-         from duty_total s
+         from subtree_total s
          cross join (select unnest($2::bigint[]) as id, -1 as sign
                      union all select unnest($3::bigint[]), 1) a
          where s.org_id = $1

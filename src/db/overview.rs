@@ -1,7 +1,7 @@
 //! Read-only queries for the subtree overview (下级概况): the organisations around one
 //! organisation, the period keys that exist, per-subtree counts for several periods at
 //! once, and the overdue duties of a subtree. Each query is bounded and served by an
-//! index named beside it; counts come from the maintained totals (`duty_total`), never
+//! index named beside it; counts come from the maintained totals (`subtree_total`), never
 //! from the duties of a large subtree.
 
 use std::collections::HashMap;
@@ -83,8 +83,9 @@ pub async fn period_keys(conn: &mut PgConnection, year: i32) -> sqlx::Result<(Ve
 }
 
 /// Per-subtree counts by status of each of `org_ids` for each of `keys` (every pair
-/// present, zeros included), read from the maintained totals. Index: `duty_total`'s
-/// primary key (org_id, period_key, …), and `rule_period`'s for the deadlines.
+/// present, zeros included), read from the maintained totals (`subtree_total`). Indexes:
+/// `duty_total`'s primary key and `duty_identity`, both (org_id, period_key, …), and
+/// `rule_period`'s for the deadlines.
 pub async fn counts_by_period(
     conn: &mut PgConnection,
     org_ids: &[i64],
@@ -92,12 +93,23 @@ pub async fn counts_by_period(
     now: DateTime<Utc>,
 ) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
     type Row = (i64, String, String, i64, DateTime<Utc>, DateTime<Utc>);
+    // The years the keys fall in, as a range on `period_key`: the organisations' own
+    // duties are read on (org_id, period_key) with one index descent per organisation,
+    // where `period_key = any(…)` would make one per organisation and key.
+    let years = keys.iter().filter_map(|k| k.get(..4)?.parse::<i32>().ok());
+    let (first, last) = (years.clone().min().unwrap_or(0), years.max().unwrap_or(0));
     let rows: Vec<Row> = sqlx::query_as(
         // The totals are read first, on both leading columns of the primary key (a
-        // materialized CTE); joined directly, PostgreSQL walks the index once per rule period.
+        // materialized CTE); joined directly, PostgreSQL walks the index once per rule
+        // period. These are `subtree_total`'s two parts: the descendants' totals, and
+        // the organisations' own duties.
         "with t as materialized (
              select org_id, rule_id, period_key, class, n from duty_total
-             where org_id = any($1) and period_key = any($2) and n <> 0)
+             where org_id = any($1) and period_key = any($2) and n <> 0
+             union all
+             select org_id, rule_id, period_key, class, count(*) from duty
+             where org_id = any($1) and period_key >= $3 and period_key < $4 and period_key = any($2)
+             group by 1, 2, 3, 4)
          -- Rules with the same deadlines count alike: summed here, so that a root's page
          -- decodes a few hundred rows, not one per rule and class.
          select t.org_id, t.period_key, t.class, sum(t.n)::bigint, rp.due_at, rp.due_soon_at
@@ -106,6 +118,8 @@ pub async fn counts_by_period(
     )
     .bind(org_ids)
     .bind(keys)
+    .bind(first.to_string())
+    .bind((last + 1).to_string())
     .fetch_all(conn)
     .await?;
     let mut out: HashMap<(i64, String), StatusCounts> = HashMap::new();
@@ -124,14 +138,15 @@ pub async fn counts_by_period(
 
 /// How many duties of `period` are overdue in the whole deployment (every tree): the
 /// number of entries the `duty_pending` index holds for that period up to `now`. Indexes:
-/// `org_parent` for the roots, `duty_total`'s and `rule_period`'s primary keys.
+/// `org_parent` for the roots, `duty_total`'s primary key and `duty_identity` (the
+/// roots' own duties), `rule_period`'s primary key.
 pub async fn overdue_everywhere(conn: &mut PgConnection, period: &str, now: DateTime<Utc>) -> sqlx::Result<i64> {
     sqlx::query_scalar(
         "select coalesce(sum(t.n), 0)::bigint
-         from org o
-         join duty_total t on t.org_id = o.id and t.period_key = $1 and t.class = 'pending'
+         from subtree_total t
          join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
-         where o.parent_id is null and rp.due_at <= $2",
+         where t.org_id = any(array(select id from org where parent_id is null))
+           and t.period_key = $1 and t.class = 'pending' and rp.due_at <= $2",
     )
     .bind(period)
     .bind(now)

@@ -644,43 +644,6 @@ pub async fn history(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<Histo
     .await
 }
 
-/// A record still in the organisation's hands: a draft, or returned by the superior
-/// (with the superior's latest comment).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OpenRecord {
-    pub id: i64,
-    pub org_id: i64,
-    pub rule_id: i64,
-    pub person_id: Option<i64>,
-    pub period_key: String,
-    pub state: String,
-    pub title: String,
-    pub comment: Option<String>,
-    pub reviewer: Option<String>,
-}
-
-/// Drafts and returned records of some organisations in one year.
-pub async fn open_for_orgs(conn: &mut PgConnection, org_ids: &[i64], year: i32) -> sqlx::Result<Vec<OpenRecord>> {
-    sqlx::query_as(
-        "select rec.id, rec.org_id, rec.rule_id, rec.person_id, rec.period_key, rec.state, v.title,
-                rv.comment, rv.reviewer
-         from record rec
-         join record_version v on v.record_id = rec.id and v.version = rec.version
-         left join lateral (select r.comment, u.login as reviewer from record_review r join app_user u on u.id = r.reviewer_id
-                            where r.record_id = rec.id and r.decision = 'return'
-                            order by r.created_at desc limit 1) rv on rec.state = 'returned'
-         where rec.org_id = any($1) and rec.state in ('draft', 'returned')
-           and rec.period_key >= $2 and rec.period_key < $3
-         order by rec.created_at
-         limit 500",
-    )
-    .bind(org_ids)
-    .bind(year.to_string())
-    .bind((year + 1).to_string())
-    .fetch_all(conn)
-    .await
-}
-
 // ---- Appended for the record pages (forms, record page, duty page, review queue). ----
 
 /// Move a draft to another day. Only drafts move: the day is fixed at the first

@@ -151,10 +151,11 @@ pub async fn owing_counts(
     let keys: Vec<String> = periods.iter().map(|(_, k)| k.clone()).collect();
     let rows: Vec<(i64, i64)> = sqlx::query_as(
         "select t.rule_id, sum(t.n)::bigint
-         from unnest($1::bigint[], $2::text[]) as q(rule_id, period_key)
-         join duty_total t on t.rule_id = q.rule_id and t.period_key = q.period_key
-         join org o on o.id = t.org_id and o.parent_id is null
-         where t.class not in ('waived', 'cancelled')
+         from subtree_total t
+         join unnest($1::bigint[], $2::text[]) as q(rule_id, period_key)
+           on t.rule_id = q.rule_id and t.period_key = q.period_key
+         where t.org_id = any(array(select id from org where parent_id is null))
+           and t.class not in ('waived', 'cancelled')
          group by t.rule_id",
     )
     .bind(&rule_ids)
@@ -302,10 +303,10 @@ pub async fn period_counts(
 ) -> sqlx::Result<StatusCounts> {
     let rows: Vec<(String, i64, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
         "select t.class, sum(t.n)::bigint, rp.due_at, rp.due_soon_at
-         from duty_total t
-         join org o on o.id = t.org_id and o.parent_id is null
+         from subtree_total t
          join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
-         where t.rule_id = $1 and t.period_key = $2
+         where t.org_id = any(array(select id from org where parent_id is null))
+           and t.rule_id = $1 and t.period_key = $2
          group by t.class, rp.due_at, rp.due_soon_at",
     )
     .bind(rule_id)

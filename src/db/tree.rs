@@ -259,7 +259,7 @@ pub async fn owes_duties(conn: &mut PgConnection, org_id: i64) -> sqlx::Result<b
 /// Unfinished duties of the organisation's whole subtree, from the maintained totals.
 pub async fn open_duties_in_subtree(conn: &mut PgConnection, org_id: i64) -> sqlx::Result<i64> {
     sqlx::query_scalar(
-        "select coalesce(sum(n), 0)::bigint from duty_total where org_id = $1 and class in ('pending', 'submitted')",
+        "select coalesce(sum(n), 0)::bigint from subtree_total where org_id = $1 and class in ('pending', 'submitted')",
     )
     .bind(org_id)
     .fetch_one(conn)

@@ -76,7 +76,12 @@ async fn deadlines_between(
     }
     let last_year = until.year().min(today.year());
     for year in (from.year() - 1)..=last_year {
-        out.extend(duties::for_orgs_year(conn, settings, targets, year, now).await?);
+        out.extend(
+            duties::for_orgs_year(conn, settings, targets, year, now, false)
+                .await?
+                .into_iter()
+                .map(|d| (d.org_id, d.duty)),
+        );
     }
     Ok(out)
 }

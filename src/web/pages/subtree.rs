@@ -3,7 +3,7 @@
 //! child's own subtree (sortable, with a drill-down), the overdue duties of the whole
 //! subtree, a heat map of the children by period and the completion trend by quarter.
 //!
-//! Every count comes from the maintained per-subtree totals (`duty_total`), so the page
+//! Every count comes from the maintained per-subtree totals (`subtree_total`), so the page
 //! costs the same few indexed queries for a branch and for the root of a large tree.
 
 mod charts;

@@ -12,9 +12,8 @@ use serde::Deserialize;
 
 use super::{Layout, PageError, PageResultExt, render};
 use crate::app::App;
-use crate::db::duties::{self, DutyView};
+use crate::db::duties::{self, DutyView, OpenRecord};
 use crate::db::orgs::{self, Org};
-use crate::db::records::{self, OpenRecord};
 use crate::domain::status::Status;
 use crate::domain::time::local_date;
 use crate::web::format;
@@ -100,9 +99,8 @@ async fn workbench(
     let mut conn = app.hot_reads.acquire().await.page(&user)?;
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list: Vec<Org> = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
-    let duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now).await.page(&user)?;
-    let open = records::open_for_orgs(&mut conn, &ids, year).await.page(&user)?;
-    drop(conn);
+    let duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now, true).await.page(&user)?;
+    conn.release();
 
     let mut sections = Vec::new();
     for org in &org_list {
@@ -117,8 +115,9 @@ async fn workbench(
             overdue: 0,
             due_soon: 0,
         };
-        for (_, duty) in duties.iter().filter(|(id, _)| *id == org.id) {
-            let item = work_item(&t, settings.tz, &user, org, duty, &open);
+        for d in duties.iter().filter(|d| d.org_id == org.id) {
+            let duty = &d.duty;
+            let item = work_item(&t, settings.tz, &user, org, duty, d.open.as_ref());
             match duty.status {
                 Status::Overdue => {
                     section.overdue += 1;
@@ -148,7 +147,14 @@ async fn workbench(
     Ok(render(&page))
 }
 
-fn work_item(t: &Tr, tz: chrono_tz::Tz, user: &PageUser, org: &Org, duty: &DutyView, open: &[OpenRecord]) -> WorkItem {
+fn work_item(
+    t: &Tr,
+    tz: chrono_tz::Tz,
+    user: &PageUser,
+    org: &Org,
+    duty: &DutyView,
+    open: Option<&OpenRecord>,
+) -> WorkItem {
     let due_day = local_date(tz, duty.due_at.to_utc());
     let last_day = due_day.checked_sub_days(Days::new(1)).unwrap_or(due_day);
     let progress =
@@ -165,20 +171,12 @@ fn work_item(t: &Tr, tz: chrono_tz::Tz, user: &PageUser, org: &Org, duty: &DutyV
         Status::Overdue => join(t, progress, format::overdue_by(t, user.today, last_day)),
         Status::DueSoon | Status::Open => join(t, progress, format::time_left(t, user.today, last_day)),
     };
-    let open_item = open
-        .iter()
-        .rfind(|r| {
-            r.org_id == org.id
-                && r.rule_id == duty.rule_id
-                && r.person_id == duty.person_id
-                && r.period_key == duty.period
-        })
-        .map(|r| OpenItem {
-            url: format!("/records/{}", r.id),
-            returned: r.state == "returned",
-            comment: r.comment.clone(),
-            reviewer: r.reviewer.clone(),
-        });
+    let open_item = open.map(|r| OpenItem {
+        url: format!("/records/{}", r.id),
+        returned: r.returned,
+        comment: r.comment.clone(),
+        reviewer: r.reviewer.clone(),
+    });
     let may_record = user.principal.can_submit(&org.path, duty.person_id);
     let needs_more = matches!(duty.status, Status::Overdue | Status::DueSoon | Status::Open)
         || (duty.status == Status::Fulfilled && duty.accepted < duty.required);
