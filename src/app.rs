@@ -17,8 +17,8 @@ pub struct App(Arc<Inner>);
 
 pub struct Inner {
     pub pool: PgPool,
-    /// Generic plans only, for the hottest reads ([`crate::db::generic_plan_pool`]).
-    pub hot_reads: PgPool,
+    /// For the hottest reads: no ping on release, generic plans ([`crate::db::hot`]).
+    pub hot_reads: crate::db::hot::HotPool,
     pub clock: Clock,
     pub config: Config,
     settings: RwLock<Arc<Settings>>,
@@ -39,7 +39,7 @@ impl App {
         let s = settings::load_or_install(&mut conn, &config.time_zone).await?;
         drop(conn);
         Ok(App(Arc::new(Inner {
-            hot_reads: crate::db::generic_plan_pool(&pool),
+            hot_reads: crate::db::hot::HotPool::beside(&pool),
             pool,
             clock,
             config,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cluster;
 pub mod duties;
 pub mod feeds;
+pub mod hot;
 pub mod notifications;
 pub mod orgs;
 pub mod overview;
@@ -104,27 +105,4 @@ pub async fn connect(url: &str, size: u32) -> anyhow::Result<PgPool> {
         .connect(url)
         .await
         .with_context(|| "connecting to PostgreSQL (check DATABASE_URL, or unset it to use the private cluster)")
-}
-
-/// A second pool on the same database, opened lazily, whose connections run every
-/// prepared statement on its generic plan (`plan_cache_mode = force_generic_plan`). For the
-/// hottest reads only (the session lookup, the workbench), whose generic plans are known
-/// to be good: PostgreSQL otherwise re-plans a statement on every call when it guesses a
-/// custom plan might be cheaper, which for the workbench's few small indexed reads cost
-/// three times their execution (see `duties::for_orgs_year`).
-pub fn generic_plan_pool(pool: &PgPool) -> PgPool {
-    let size = (pool.options().get_max_connections() / 2).max(2);
-    PgPoolOptions::new()
-        .max_connections(size)
-        .min_connections(0)
-        .acquire_timeout(Duration::from_secs(30))
-        .test_before_acquire(false)
-        .after_connect(|conn, _| {
-            Box::pin(async move {
-                sqlx::query("set time zone 'UTC'").execute(&mut *conn).await?;
-                sqlx::query("set plan_cache_mode = force_generic_plan").execute(&mut *conn).await?;
-                Ok(())
-            })
-        })
-        .connect_lazy_with((*pool.connect_options()).clone())
 }

@@ -95,6 +95,7 @@ async fn find(app: &App, raw_id: &str, now: DateTime<Utc>, today: NaiveDate) -> 
         return Ok(None);
     }
     let id_hash = secret::token_hash(raw_id);
+    let mut conn = app.hot_reads.acquire().await?;
     let row: Option<SessionRow> = sqlx::query_as(
         "select s.user_id, s.csrf_token, s.created_at, s.last_seen_at, u.login, u.person_id, u.is_admin, u.locale,
                 p.name,
@@ -108,8 +109,9 @@ async fn find(app: &App, raw_id: &str, now: DateTime<Utc>, today: NaiveDate) -> 
     )
     .bind(&id_hash)
     .bind(today)
-    .fetch_optional(&app.hot_reads)
+    .fetch_optional(&mut *conn)
     .await?;
+    conn.release();
     let Some(row) = row else { return Ok(None) };
     let idle = Duration::minutes(app.config.session_idle_minutes);
     let absolute = Duration::hours(app.config.session_max_hours);
