@@ -226,12 +226,12 @@ explain "children of the mid-level committee (orgs::children)" \
 for key in "$YEAR" "$QUARTER"; do
     explain "subtree_counts of the root and its children, $key" \
         "select t.org_id, t.class, t.n, rp.due_at, rp.due_soon_at
-         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         from subtree_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
          where t.org_id = any('$ROOT_IDS'::bigint[])
            and t.period_key = '$key' and t.n <> 0"
     explain "subtree_counts of the mid-level committee and its children, $key" \
         "select t.org_id, t.class, t.n, rp.due_at, rp.due_soon_at
-         from duty_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
+         from subtree_total t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
          where t.org_id = any('$MID_IDS'::bigint[])
            and t.period_key = '$key' and t.n <> 0"
 done
