@@ -41,14 +41,7 @@ pub struct WorkItem {
     /// The duty's page (its records and history).
     pub duty_url: String,
     /// A draft to continue, or a returned record to correct, with the superior's comment.
-    pub open: Option<OpenItem>,
-}
-
-pub struct OpenItem {
-    pub url: String,
-    pub returned: bool,
-    pub comment: Option<String>,
-    pub reviewer: Option<String>,
+    pub open: Option<OpenRecord>,
 }
 
 pub struct OrgSection {
@@ -99,7 +92,7 @@ async fn workbench(
     let mut conn = app.hot_reads.acquire().await.page(&user)?;
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list: Vec<Org> = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
-    let duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now, true).await.page(&user)?;
+    let mut duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now, true).await.page(&user)?;
     conn.release();
 
     let mut sections = Vec::new();
@@ -115,10 +108,12 @@ async fn workbench(
             overdue: 0,
             due_soon: 0,
         };
-        for d in duties.iter().filter(|d| d.org_id == org.id) {
-            let duty = &d.duty;
-            let item = work_item(&t, settings.tz, &user, org, duty, d.open.as_ref());
-            match duty.status {
+        let mine;
+        (mine, duties) = duties.into_iter().partition(|d| d.org_id == org.id);
+        for d in mine {
+            let status = d.duty.status;
+            let item = work_item(&t, settings.tz, &user, org, &d.duty, d.open);
+            match status {
                 Status::Overdue => {
                     section.overdue += 1;
                     section.attention.push(item);
@@ -153,7 +148,7 @@ fn work_item(
     user: &PageUser,
     org: &Org,
     duty: &DutyView,
-    open: Option<&OpenRecord>,
+    open: Option<OpenRecord>,
 ) -> WorkItem {
     let due_day = local_date(tz, duty.due_at.to_utc());
     let last_day = due_day.checked_sub_days(Days::new(1)).unwrap_or(due_day);
@@ -171,12 +166,6 @@ fn work_item(
         Status::Overdue => join(t, progress, format::overdue_by(t, user.today, last_day)),
         Status::DueSoon | Status::Open => join(t, progress, format::time_left(t, user.today, last_day)),
     };
-    let open_item = open.map(|r| OpenItem {
-        url: format!("/records/{}", r.id),
-        returned: r.returned,
-        comment: r.comment.clone(),
-        reviewer: r.reviewer.clone(),
-    });
     let may_record = user.principal.can_submit(&org.path, duty.person_id);
     let needs_more = matches!(duty.status, Status::Overdue | Status::DueSoon | Status::Open)
         || (duty.status == Status::Fulfilled && duty.accepted < duty.required);
@@ -195,7 +184,7 @@ fn work_item(
         due_label: format::date(t, last_day),
         record_url: (may_record && needs_more).then_some(record_url),
         duty_url: format!("/duties/{}", duty.id),
-        open: open_item,
+        open,
     }
 }
 
