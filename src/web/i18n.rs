@@ -4,7 +4,7 @@
 //! both languages and that every key a template uses exists.
 
 use std::collections::HashMap;
-use std::fmt::Display;
+use std::fmt::{Display, Write};
 use std::sync::OnceLock;
 
 use rust_embed::RustEmbed;
@@ -152,11 +152,29 @@ impl Tr {
         self.fill(key, &[&a, &b, &c])
     }
 
+    /// One pass over the message: each `{N}` with N an argument's index becomes that
+    /// argument, written once (an argument's own text is never filled in turn); any other
+    /// brace stays as written.
     fn fill(&self, key: &str, args: &[&dyn Display]) -> String {
-        let mut out = self.t(key).to_owned();
-        for (i, a) in args.iter().enumerate() {
-            out = out.replace(&format!("{{{i}}}"), &a.to_string());
+        let text = self.t(key);
+        let mut out = String::with_capacity(text.len() + 8 * args.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let place = after.find('}').and_then(|close| Some((close, after[..close].parse::<usize>().ok()?)));
+            match place.and_then(|(close, i)| Some((close, args.get(i)?))) {
+                Some((close, arg)) => {
+                    let _ = write!(out, "{arg}");
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
         }
+        out.push_str(rest);
         out
     }
 }
@@ -188,5 +206,12 @@ mod tests {
     fn arguments_fill_their_places() {
         let t = Tr::new(Locale::Zh);
         assert_eq!(t.f1("missing.key {0}", 1), "missing.key 1");
+        assert_eq!(t.f2("missing.key {1} {0} {0} {2} {x} {", "a", "b"), "missing.key b a a {2} {x} {");
+    }
+
+    #[test]
+    fn an_argument_is_written_as_it_is_never_filled_in_turn() {
+        let t = Tr::new(Locale::Zh);
+        assert_eq!(t.f2("missing.key {0}/{1}", "{1}", 2), "missing.key {1}/2");
     }
 }

@@ -28,12 +28,15 @@ pub const SCALE: [(&str, u32, u32); 5] =
 /// unfinished period never reads 100 %.
 pub fn percent(rate: f64) -> String {
     let p = (rate * 100.0).floor().clamp(0.0, 100.0);
-    format!("{p:.0}%")
+    format!("{}%", p as u32)
 }
 
-/// A percentage (0–100) of the chart's width as an SVG length.
+/// A percentage (0–100) of the chart's width as an SVG length, to two decimals. Written
+/// from whole hundredths: `{:.2}` on a float takes a slow exact path for many values, and
+/// a root's heat map prints hundreds of them.
 fn pc(x: f64) -> String {
-    format!("{:.2}%", x.clamp(0.0, 100.0))
+    let hundredths = (x.clamp(0.0, 100.0) * 100.0).round() as u32;
+    format!("{}.{:02}%", hundredths / 100, hundredths % 100)
 }
 
 /// Cut a name to `max` characters, with an ellipsis, for a label that cannot wrap.
@@ -251,7 +254,7 @@ pub fn trend(groups: Vec<TrendInput>) -> Trend {
             .into_iter()
             .map(|r| {
                 let y = y_of(r);
-                GridLine { y, text_y: y + 4, label: format!("{:.0}%", r * 100.0) }
+                GridLine { y, text_y: y + 4, label: format!("{}%", (r * 100.0).round() as u32) }
             })
             .collect(),
         groups: groups
@@ -289,6 +292,14 @@ mod tests {
         assert_eq!(percent(0.999), "99%");
         assert_eq!(percent(1.0), "100%");
         assert_eq!(percent(2.0 / 3.0), "66%");
+        assert_eq!(percent(0.0), "0%");
+    }
+
+    #[test]
+    fn lengths_read_as_the_float_formatting_would_write_them() {
+        for x in [0.0, 33.0, 42.25, 16.5, 91.75, 99.995, 100.0, 120.0, 1.0 / 3.0, 2.0 / 3.0 * 100.0] {
+            assert_eq!(pc(x), format!("{:.2}%", (x.clamp(0.0, 100.0) * 100.0).round() / 100.0), "{x}");
+        }
     }
 
     #[test]
