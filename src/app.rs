@@ -2,6 +2,7 @@
 //! per-process caches. The web server and the scheduler both hold one.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
@@ -9,6 +10,7 @@ use sqlx::PgPool;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::duties::Materializer;
+use crate::db::overview::CountsCache;
 use crate::db::settings::{self, Settings};
 use crate::domain::time::local_date;
 
@@ -23,6 +25,8 @@ pub struct Inner {
     pub config: Config,
     settings: RwLock<Arc<Settings>>,
     pub materializer: Materializer,
+    /// The subtree overview's kept counts; told of every change made through this process.
+    pub counts: CountsCache,
 }
 
 impl std::ops::Deref for App {
@@ -42,6 +46,7 @@ impl App {
             hot_reads: crate::db::hot::HotPool::beside(&pool),
             pool,
             clock,
+            counts: CountsCache::new(Duration::from_secs(config.overview_cache_seconds)),
             config,
             settings: RwLock::new(Arc::new(s)),
             materializer: Materializer::default(),
@@ -76,6 +81,9 @@ impl App {
     /// crosses a month boundary). Call before opening a transaction that reads or writes
     /// duties.
     pub async fn ensure_duties(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
-        self.materializer.ensure(&self.pool, &self.settings(), now).await
+        if self.materializer.ensure(&self.pool, &self.settings(), now).await? {
+            self.counts.changed();
+        }
+        Ok(())
     }
 }

@@ -54,6 +54,12 @@ pub struct Config {
     #[arg(long, env = "ZRZ_SESSION_MAX_HOURS", default_value_t = 12, global = true)]
     pub session_max_hours: i64,
 
+    /// Seconds a subtree overview's counts may be served from this server's copy when
+    /// another process (a `tick` command, another server) changed duties meanwhile;
+    /// changes made through this server show at once. 0 reads them on every view.
+    #[arg(long, env = "ZRZ_OVERVIEW_CACHE_SECONDS", default_value_t = 10, global = true)]
+    pub overview_cache_seconds: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "ZRZ_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -83,6 +89,7 @@ impl Config {
             public_url: None,
             session_idle_minutes: 30,
             session_max_hours: 12,
+            overview_cache_seconds: 10,
             log_format: "text".into(),
         }
     }
@@ -100,6 +107,7 @@ impl std::fmt::Debug for Config {
             .field("time_zone", &self.time_zone)
             .field("pool_size", &self.pool_size)
             .field("public_url", &self.public_url)
+            .field("overview_cache_seconds", &self.overview_cache_seconds)
             .finish_non_exhaustive()
     }
 }

@@ -316,3 +316,48 @@ async fn the_overdue_list_is_the_same_whichever_index_reads_it() {
         overdue_rows(&big).into_iter().filter(|(o, _)| ["HGS", "HX-1", "HX-2"].contains(&o.as_str())).collect();
     assert_eq!(from_index, walked, "the same duties, in the same order");
 }
+
+#[tokio::test]
+async fn kept_counts_show_a_change_made_here_at_once_and_one_made_elsewhere_within_their_age() {
+    let t = TestApp::spawn_with("2026-08-20T10:00:00+08:00", |c| c.overview_cache_seconds = 2).await;
+    t.company_tree().await;
+    t.install("ideology-company", "2026-01-01", None).await;
+    t.set_now("2026-11-20T10:00:00+08:00");
+    give(&t, "li", "HGS", "secretary").await;
+    let page = t.sign_in("li").await;
+    let fresh = |rollup: &Value, code: &str| -> Vec<i64> {
+        let child = rollup["children"].as_array().unwrap().iter().find(|c| c["code"] == code).unwrap().clone();
+        counts_as_figures(&child["counts"])
+    };
+    let url = "/subtree/HGS?period=2026-Q3";
+    let (_, html) = page.get(url).await;
+    let before = figures(row_of(&html, "HX-2"));
+    assert!(before[0] > 0, "HX-2 is behind: {before:?}");
+
+    // Through this server (the API): the next view shows it.
+    t.record("HX-2", "A7", "2026-09-10").await;
+    let (_, rollup) = t.get("/api/v1/orgs/HGS/rollup?period=2026-Q3").await;
+    let (_, html) = page.get(url).await;
+    let after_record = figures(row_of(&html, "HX-2"));
+    assert_ne!(after_record, before, "the record counts at once");
+    assert_eq!(after_record, fresh(&rollup, "HX-2"));
+
+    // Behind this server's back (another process): the kept copy serves until its age is up.
+    let waived = sqlx::query(
+        "update duty set waived_at = now(), waived_reason = '另一台服务器上免除'
+         where org_id = (select id from org where code = 'HX-2') and period_key = '2026-Q3' and class = 'pending'",
+    )
+    .execute(&t.pool)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert!(waived > 0);
+    let (_, rollup) = t.get("/api/v1/orgs/HGS/rollup?period=2026-Q3").await;
+    let (_, html) = page.get(url).await;
+    assert_eq!(figures(row_of(&html, "HX-2")), after_record, "still the copy");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (_, html) = page.get(url).await;
+    let later = figures(row_of(&html, "HX-2"));
+    assert_eq!(later, fresh(&rollup, "HX-2"), "read again once the copy is two seconds old");
+    assert_eq!(later[0], 0, "nothing overdue once waived: {later:?}");
+}

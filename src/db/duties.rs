@@ -347,14 +347,14 @@ pub struct Materializer {
 }
 
 impl Materializer {
-    /// Make sure every started period's duties exist at `now`.
-    pub async fn ensure(&self, pool: &PgPool, settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<()> {
+    /// Make sure every started period's duties exist at `now`; whether any were made.
+    pub async fn ensure(&self, pool: &PgPool, settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<bool> {
         if now.timestamp() < self.through_secs.load(Ordering::Acquire) {
-            return Ok(());
+            return Ok(false);
         }
-        let (_, through) = materialize_all(pool, settings, now).await?;
+        let (done, through) = materialize_all(pool, settings, now).await?;
         self.through_secs.store(through.timestamp(), Ordering::Release);
-        Ok(())
+        Ok(done.rule_periods > 0)
     }
 
     /// Remember how far a pass run elsewhere (the scheduler) reached.

@@ -5,6 +5,9 @@
 //! from the duties of a large subtree.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -82,60 +85,193 @@ pub async fn period_keys(conn: &mut PgConnection, year: i32) -> sqlx::Result<(Ve
     .await
 }
 
-/// Per-subtree counts by status of each of `org_ids` for each of `keys` (every pair
-/// present, zeros included), read from the maintained totals (`subtree_total`). Indexes:
-/// `duty_total`'s primary key and `duty_identity`, both (org_id, period_key, …), and
-/// `rule_period`'s for the deadlines.
-pub async fn counts_by_period(
-    conn: &mut PgConnection,
-    org_ids: &[i64],
-    keys: &[String],
-    now: DateTime<Utc>,
-) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
-    type Row = (i64, String, String, i64, DateTime<Utc>, DateTime<Utc>);
+/// How many duties of one organisation's subtree, for one of the asked period keys, are
+/// in one settled class with the same deadlines. Independent of the clock: the status of
+/// each is worked out at the time of reading ([`counts_at`]), so groups may be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountGroup {
+    pub org_id: i64,
+    /// Index into the asked keys.
+    pub key: usize,
+    pub settled: Settled,
+    pub deadlines: Deadlines,
+    pub n: i64,
+}
+
+/// The per-subtree count groups of each of `org_ids` for each of `keys`, read from the
+/// maintained totals. Indexes: `duty_total`'s primary key and `duty_identity`, both
+/// (org_id, period_key, …), and `rule_period`'s for the deadlines.
+pub async fn count_groups(conn: &mut PgConnection, org_ids: &[i64], keys: &[String]) -> sqlx::Result<Vec<CountGroup>> {
     // The years the keys fall in, as a range on `period_key`: the organisations' own
     // duties are read on (org_id, period_key) with one index descent per organisation,
     // where `period_key = any(…)` would make one per organisation and key.
     let years = keys.iter().filter_map(|k| k.get(..4)?.parse::<i32>().ok());
     let (first, last) = (years.clone().min().unwrap_or(0), years.max().unwrap_or(0));
+    // These are `subtree_total`'s two parts (the descendants' totals, and the
+    // organisations' own duties) written out: through the view PostgreSQL puts
+    // `period_key = any(…)` on `duty_identity` rather than the range (494 buffers instead
+    // of 90 for a root's children by quarter). The rows are summed by deadline here, not
+    // in SQL: joining them to the deadlines and grouping there took PostgreSQL 5 ms for a
+    // root's thirty children by quarter, against 2 ms to read them. The database is the
+    // one part every app server shares.
+    // (org_id, rule_id, position of the key, position of the class, n)
+    type Row = (i64, i64, Option<i32>, Option<i32>, i64);
     let rows: Vec<Row> = sqlx::query_as(
-        // The totals are read first, on both leading columns of the primary key (a
-        // materialized CTE); joined directly, PostgreSQL walks the index once per rule
-        // period. These are `subtree_total`'s two parts (the descendants' totals, and
-        // the organisations' own duties) written out: through the view PostgreSQL puts
-        // `period_key = any(…)` on `duty_identity` rather than the range (494 buffers
-        // instead of 90 for a root's children by quarter).
-        "with t as materialized (
-             select org_id, rule_id, period_key, class, n from duty_total
-             where org_id = any($1) and period_key = any($2) and n <> 0
-             union all
-             select org_id, rule_id, period_key, class, count(*) from duty
-             where org_id = any($1) and period_key >= $3 and period_key < $4 and period_key = any($2)
-             group by 1, 2, 3, 4)
-         -- Rules with the same deadlines count alike: summed here, so that a root's page
-         -- decodes a few hundred rows, not one per rule and class.
-         select t.org_id, t.period_key, t.class, sum(t.n)::bigint, rp.due_at, rp.due_soon_at
-         from t join rule_period rp on rp.rule_id = t.rule_id and rp.period_key = t.period_key
-         group by t.org_id, t.period_key, t.class, rp.due_at, rp.due_soon_at",
+        "select org_id, rule_id, array_position($2, period_key), array_position($5, class), n from duty_total
+         where org_id = any($1) and period_key = any($2) and n <> 0
+         union all
+         select org_id, rule_id, array_position($2, period_key), array_position($5, class), count(*) from duty
+         where org_id = any($1) and period_key >= $3 and period_key < $4 and period_key = any($2)
+         group by org_id, rule_id, period_key, class",
     )
     .bind(org_ids)
     .bind(keys)
     .bind(first.to_string())
     .bind((last + 1).to_string())
+    .bind(Settled::ALL.map(|c| c.as_str()).as_slice())
+    .fetch_all(&mut *conn)
+    .await?;
+    type RulePeriod = (i64, Option<i32>, DateTime<Utc>, DateTime<Utc>);
+    let periods: Vec<RulePeriod> = sqlx::query_as(
+        "select rule_id, array_position($1, period_key), due_at, due_soon_at from rule_period
+         where period_key = any($1)",
+    )
+    .bind(keys)
     .fetch_all(conn)
     .await?;
+    // Positions from array_position count from 1.
+    let index = |position: Option<i32>| usize::try_from(position?).ok()?.checked_sub(1);
+    let deadlines: HashMap<(i64, usize), Deadlines> = periods
+        .into_iter()
+        .filter_map(|(rule, key, due_at, due_soon_at)| Some(((rule, index(key)?), Deadlines { due_at, due_soon_at })))
+        .collect();
+    let mut groups: HashMap<(i64, usize, Settled, Deadlines), i64> = HashMap::new();
+    for (org_id, rule_id, key, class, n) in rows {
+        // Every duty has its rule period (a foreign key) and a class of the six.
+        let Some(key) = index(key) else { continue };
+        let (Some(d), Some(settled)) = (deadlines.get(&(rule_id, key)), index(class).and_then(|c| Settled::ALL.get(c)))
+        else {
+            continue;
+        };
+        *groups.entry((org_id, key, *settled, *d)).or_default() += n;
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((org_id, key, settled, deadlines), n)| CountGroup { org_id, key, settled, deadlines, n })
+        .collect())
+}
+
+/// Per-subtree counts by status at `now` of each of `org_ids` for each of `keys` (every
+/// pair present, zeros included), from their count groups.
+pub fn counts_at(
+    groups: &[CountGroup],
+    org_ids: &[i64],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> HashMap<(i64, String), StatusCounts> {
     let mut out: HashMap<(i64, String), StatusCounts> = HashMap::new();
     for id in org_ids {
         for k in keys {
             out.insert((*id, k.clone()), StatusCounts::default());
         }
     }
-    for (org_id, key, class, n, due_at, due_soon_at) in rows {
-        let settled: Settled = class.parse().unwrap_or(Settled::Pending);
-        let status = status_at(settled, Deadlines { due_at, due_soon_at }, now);
-        out.entry((org_id, key)).or_default().add(status, n);
+    for g in groups {
+        let Some(key) = keys.get(g.key) else { continue };
+        out.entry((g.org_id, key.clone())).or_default().add(status_at(g.settled, g.deadlines, now), g.n);
     }
-    Ok(out)
+    out
+}
+
+/// Per-subtree counts by status of each of `org_ids` for each of `keys` at `now`, read
+/// now (see [`CountsCache`] for the pages' kept copy).
+pub async fn counts_by_period(
+    conn: &mut PgConnection,
+    org_ids: &[i64],
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
+    Ok(counts_at(&count_groups(conn, org_ids, keys).await?, org_ids, keys, now))
+}
+
+/// The pages' kept copies of count groups. A subtree overview reads the same few thousand
+/// totals on every view, and a superior sorting the table, switching tabs or coming back
+/// from a branch asks for them again. A copy serves while nothing has changed duties
+/// through this process since it was read ([`CountsCache::changed`]), and for at most
+/// `max_age`: what another process changes meanwhile (a `tick` command, another server)
+/// shows that much later, as on a streaming replica. The statuses are worked out at
+/// each view, so the clock never makes a copy wrong.
+#[derive(Debug)]
+pub struct CountsCache {
+    max_age: Duration,
+    epoch: AtomicU64,
+    kept: Mutex<Copies>,
+}
+
+/// The copies by what was asked: the organisations and the period keys.
+type Copies = HashMap<(Vec<i64>, Vec<String>), Kept>;
+
+#[derive(Debug)]
+struct Kept {
+    epoch: u64,
+    read_at: Instant,
+    groups: Arc<Vec<CountGroup>>,
+}
+
+/// Copies kept at most: a few hundred pages' worth, a few megabytes at the root's size.
+const KEPT_MAX: usize = 256;
+
+impl CountsCache {
+    /// Copies serve for at most `max_age`; zero keeps none.
+    pub fn new(max_age: Duration) -> CountsCache {
+        CountsCache { max_age, epoch: AtomicU64::new(0), kept: Mutex::new(HashMap::new()) }
+    }
+
+    /// Duties may have changed: no copy read before serves again.
+    pub fn changed(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Copies> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// [`counts_by_period`], from a copy when one serves.
+    pub async fn counts(
+        &self,
+        conn: &mut PgConnection,
+        org_ids: &[i64],
+        keys: &[String],
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<HashMap<(i64, String), StatusCounts>> {
+        if self.max_age.is_zero() {
+            return counts_by_period(conn, org_ids, keys, now).await;
+        }
+        let wanted = (org_ids.to_vec(), keys.to_vec());
+        // Taken before reading: a change committed after the read began moves the epoch on,
+        // so what was read is not kept as current.
+        let (epoch, read_at) = (self.epoch.load(Ordering::SeqCst), Instant::now());
+        let fresh = |k: &Kept| k.epoch == epoch && k.read_at.elapsed() < self.max_age;
+        let copy = self.lock().get(&wanted).filter(|k| fresh(k)).map(|k| k.groups.clone());
+        let groups = match copy {
+            Some(groups) => groups,
+            None => {
+                let groups = Arc::new(count_groups(conn, org_ids, keys).await?);
+                let mut kept = self.lock();
+                if self.epoch.load(Ordering::SeqCst) == epoch {
+                    if kept.len() >= KEPT_MAX {
+                        kept.retain(|_, k| fresh(k));
+                        if kept.len() >= KEPT_MAX {
+                            kept.clear();
+                        }
+                    }
+                    kept.insert(wanted, Kept { epoch, read_at, groups: groups.clone() });
+                }
+                groups
+            }
+        };
+        Ok(counts_at(&groups, org_ids, keys, now))
+    }
 }
 
 /// How many duties of `period` are overdue in the whole deployment (every tree): the
@@ -292,6 +428,27 @@ pub async fn overdue_duties(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_groups_read_by_the_clock_of_each_view() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        let deadlines =
+            Deadlines { due_at: at("2026-10-01T00:00:00+08:00"), due_soon_at: at("2026-09-24T00:00:00+08:00") };
+        let groups = [
+            CountGroup { org_id: 7, key: 0, settled: Settled::Pending, deadlines, n: 3 },
+            CountGroup { org_id: 7, key: 0, settled: Settled::Fulfilled, deadlines, n: 2 },
+        ];
+        let keys = ["2026-Q3".to_owned()];
+        let seen = |now: &str| {
+            let counts = counts_at(&groups, &[7, 8], &keys, at(now));
+            assert_eq!(counts[&(8, keys[0].clone())], StatusCounts::default(), "an organisation without duties");
+            let c = &counts[&(7, keys[0].clone())];
+            (c.open, c.due_soon, c.overdue, c.fulfilled)
+        };
+        assert_eq!(seen("2026-09-01T00:00:00+08:00"), (3, 0, 0, 2));
+        assert_eq!(seen("2026-09-25T00:00:00+08:00"), (0, 3, 0, 2));
+        assert_eq!(seen("2026-10-02T00:00:00+08:00"), (0, 0, 3, 2));
+    }
 
     #[test]
     fn a_subtree_holding_most_overdue_duties_finds_them_in_the_index_at_once() {

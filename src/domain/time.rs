@@ -35,7 +35,7 @@ pub fn period_end(tz: Tz, period: Period) -> DateTime<Utc> {
 }
 
 /// The deadlines of one duty: `due_at` and the start of its reminder window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Deadlines {
     pub due_at: DateTime<Utc>,
     pub due_soon_at: DateTime<Utc>,

@@ -37,6 +37,9 @@ pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     let (m, through) = duties::materialize_all(pool, &settings, now).await?;
     app.materializer.remember(through);
+    if m.rule_periods > 0 {
+        app.counts.changed();
+    }
     report.rule_periods = m.rule_periods;
     report.duties_created = m.duties;
     match sweep(pool, &settings, now).await? {

@@ -14,9 +14,10 @@ pub mod session;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header, request::Parts};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -37,6 +38,7 @@ pub fn router(app: App) -> Router {
         .nest("/api/v1", api::router())
         .merge(pages::router(app.clone()))
         .layer(axum::middleware::from_fn_with_state(app.clone(), refusal::log))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), note_changes))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(|_| {
             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "internal error")
@@ -73,6 +75,17 @@ fn security_headers(https: bool) -> Vec<(HeaderName, HeaderValue)> {
         h.push((header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains")));
     }
     h
+}
+
+/// After a request that may have changed something (any but GET, HEAD and OPTIONS, once
+/// its answer is ready, so after it committed), the overview's kept counts serve no more.
+async fn note_changes(State(app): State<App>, req: Request, next: Next) -> Response {
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = next.run(req).await;
+    if !safe {
+        app.counts.changed();
+    }
+    response
 }
 
 async fn healthz(State(app): State<App>) -> impl IntoResponse {

@@ -676,6 +676,8 @@ async fn run_import(app: App, dir: PathBuf, stored: Stored, bytes: Vec<u8>, acto
         Ok(table) => import::commit(&app, what, &table, &info, &actor, &progress).await,
         Err(p) => Ok(Outcome { summary: Summary::default(), problems: vec![Problem::file(p)] }),
     };
+    // Outside any request: the overview's kept counts learn of it here.
+    app.counts.changed();
     let mut s = match progress.stored.into_inner() {
         Ok((s, _)) => s,
         Err(e) => e.into_inner().0,

@@ -4,7 +4,9 @@
 //! subtree, a heat map of the children by period and the completion trend by quarter.
 //!
 //! Every count comes from the maintained per-subtree totals (`subtree_total`), so the page
-//! costs the same few indexed queries for a branch and for the root of a large tree.
+//! costs the same few indexed queries for a branch and for the root of a large tree; the
+//! counts are kept between views ([`CountsCache`](crate::db::overview::CountsCache)) until
+//! something changes them.
 
 mod charts;
 
@@ -409,7 +411,7 @@ async fn subtree_start(State(app): State<App>, user: PageUser, uri: Uri) -> Resu
     let period = Period::containing(Cadence::Quarter, user.today);
     let key = period.to_string();
     let ids: Vec<i64> = roots.iter().map(|r| r.id).collect();
-    let counts = overview::counts_by_period(&mut conn, &ids, std::slice::from_ref(&key), user.now).await.page(&user)?;
+    let counts = app.counts.counts(&mut conn, &ids, std::slice::from_ref(&key), user.now).await.page(&user)?;
     drop(conn);
     let choices = roots
         .iter()
@@ -474,7 +476,7 @@ async fn subtree_page(
             .filter(|p| matches!(p.cadence(), Cadence::Quarter | Cadence::Half))
             .map(|p| p.to_string()),
     );
-    let own_by_period = overview::counts_by_period(&mut conn, &[org.id], &own_keys, user.now).await.page(&user)?;
+    let own_by_period = app.counts.counts(&mut conn, &[org.id], &own_keys, user.now).await.page(&user)?;
     let has_duties = |p: Period| own_by_period.get(&(org.id, p.to_string())).is_some_and(|c| c.total() > 0);
     // By default this quarter; where the subtree owes nothing for it, the first of this
     // half, this year and this month for which it owes something (a school tree has
@@ -521,7 +523,7 @@ async fn subtree_page(
     }
     let mut ids: Vec<i64> = vec![org.id];
     ids.extend(children.iter().map(|c| c.id));
-    let counts = overview::counts_by_period(&mut conn, &ids, &wanted, user.now).await.page(&user)?;
+    let counts = app.counts.counts(&mut conn, &ids, &wanted, user.now).await.page(&user)?;
     // The overdue duties of the whole subtree: the index that reads fewer rows.
     let own_counts = counts.get(&(org.id, key.clone())).cloned().unwrap_or_default();
     let overdue_list: Vec<OverdueDuty> = if own_counts.overdue > 0 {
