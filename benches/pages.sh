@@ -10,7 +10,9 @@
 # Environment: PGHOST (127.0.0.1), PGPORT (5432), PGUSER (postgres), BENCH_DB
 # (zrz_bench_engine: a database `benches/engine.sh` left with KEEP_DB=1; filled with
 # `bench-data --orgs $ORGS` if it has no organisations), ORGS (100000), BENCH_ADDR
-# (127.0.0.1:18766), CONNS (32; the subtree view also runs at 8), THREADS (2), DURATION (15s), RUNS (3), REFERENCE (1:
+# (127.0.0.1:18766), CONNS (32; the subtree view also runs at 8), THREADS (2), DURATION (15s), RUNS (3),
+# OVERVIEW_CACHE (the server's ZRZ_OVERVIEW_CACHE_SECONDS, default 10; 0 has the subtree
+# view read its counts on every request), REFERENCE (1:
 # also run the reference; 0 skips it), LIMIT_DIR (../shared/bench/limit), LIMIT_DB
 # (bench), QUIET_PCT (25), QUIET_MAX (120), BENCH_OUT (log directory).
 set -euo pipefail
@@ -37,6 +39,7 @@ BIN=$ROOT_DIR/target/release/zerenzhi
 export DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB"
 export ZRZ_LOG=${ZRZ_LOG:-warn,sqlx=error}
 export ZRZ_TICK_SECONDS=0
+export ZRZ_OVERVIEW_CACHE_SECONDS=${OVERVIEW_CACHE:-10}
 unset ZRZ_NOW
 
 SERVER_PID=
@@ -90,7 +93,7 @@ branch_login=$(sql "select u.login from org o
                     where o.path[1] = (select id from org where code = '$root')
                       and not exists (select 1 from org c where c.parent_id = o.id)
                     order by o.id limit 1")
-say "database $DB: $orgs organisations; root $root; branch secretary $branch_login"
+say "database $DB: $orgs organisations; root $root; branch secretary $branch_login; ZRZ_OVERVIEW_CACHE_SECONDS=$ZRZ_OVERVIEW_CACHE_SECONDS"
 
 "$BIN" serve --addr "$ADDR" --pool-size 8 >>"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
