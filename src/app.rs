@@ -9,7 +9,7 @@ use sqlx::PgPool;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::db::duties::Materializer;
+use crate::db::duties::{self, Materialized, Materializer};
 use crate::db::overview::CountsCache;
 use crate::db::settings::{self, Settings};
 use crate::domain::time::local_date;
@@ -81,9 +81,21 @@ impl App {
     /// crosses a month boundary). Call before opening a transaction that reads or writes
     /// duties.
     pub async fn ensure_duties(&self, now: DateTime<Utc>) -> anyhow::Result<()> {
-        if self.materializer.ensure(&self.pool, &self.settings(), now).await? {
-            self.counts.changed();
+        if self.materializer.due(now) {
+            self.materialize(now).await?;
         }
         Ok(())
+    }
+
+    /// One materialization pass at `now`, for a reader and for the scheduler alike: it
+    /// remembers how far it reached, and when it made duties the overview's kept counts
+    /// serve no more.
+    pub async fn materialize(&self, now: DateTime<Utc>) -> anyhow::Result<Materialized> {
+        let (done, through) = duties::materialize_all(&self.pool, &self.settings(), now).await?;
+        self.materializer.remember(through);
+        if done.rule_periods > 0 {
+            self.counts.changed();
+        }
+        Ok(done)
     }
 }

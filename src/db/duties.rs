@@ -5,7 +5,7 @@
 //! Every owed duty of every period that has started exists whenever anyone reads it:
 //! changes that alter liability (a new organisation, a role, a template) create their
 //! duties in their own transaction, and the passage of time into a new period is caught
-//! by [`Materializer::ensure`], which every reader calls and which does the work once,
+//! by `App::ensure_duties`, which every reader calls and which does the work once,
 //! under an advisory lock, whoever gets there first (a reader or the scheduler).
 
 use futures_util::StreamExt;
@@ -347,17 +347,13 @@ pub struct Materializer {
 }
 
 impl Materializer {
-    /// Make sure every started period's duties exist at `now`; whether any were made.
-    pub async fn ensure(&self, pool: &PgPool, settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<bool> {
-        if now.timestamp() < self.through_secs.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let (done, through) = materialize_all(pool, settings, now).await?;
-        self.through_secs.store(through.timestamp(), Ordering::Release);
-        Ok(done.rule_periods > 0)
+    /// Whether a pass at `now` may find something to do: the clock has reached the
+    /// boundary the last pass remembered.
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        now.timestamp() >= self.through_secs.load(Ordering::Acquire)
     }
 
-    /// Remember how far a pass run elsewhere (the scheduler) reached.
+    /// Remember how far a pass reached.
     pub fn remember(&self, through: DateTime<Utc>) {
         self.through_secs.store(through.timestamp(), Ordering::Release);
     }

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 use crate::app::App;
-use crate::db::{audit, duties, notifications, settings::Settings};
+use crate::db::{audit, notifications, settings::Settings};
 use crate::domain::time::local_date;
 
 /// Duties notified per statement.
@@ -35,11 +35,7 @@ pub async fn tick(app: &App, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
     let settings = app.settings();
     let pool = &app.pool;
     let mut report = TickReport::default();
-    let (m, through) = duties::materialize_all(pool, &settings, now).await?;
-    app.materializer.remember(through);
-    if m.rule_periods > 0 {
-        app.counts.changed();
-    }
+    let m = app.materialize(now).await?;
     report.rule_periods = m.rule_periods;
     report.duties_created = m.duties;
     match sweep(pool, &settings, now).await? {
