@@ -11,7 +11,12 @@ use serde_json::{Value, json};
 /// 20 November 2026. HX-1 held its third-quarter analysis meeting (A7) and visit (A11)
 /// on time, but sent no report (A8); HX-2 did none of them. `li` is the secretary of HGS, `zhang` of HX-1.
 async fn company() -> TestApp {
-    let t = TestApp::spawn_at("2026-08-20T10:00:00+08:00").await;
+    company_with(|_| {}).await
+}
+
+/// [`company`] with a configuration of its own.
+async fn company_with(configure: impl FnOnce(&mut zerenzhi::config::Config)) -> TestApp {
+    let t = TestApp::spawn_with("2026-08-20T10:00:00+08:00", configure).await;
     t.company_tree().await;
     t.install("ideology-company", "2026-01-01", None).await;
     t.record("HX-1", "A7", "2026-08-18").await;
@@ -319,11 +324,7 @@ async fn the_overdue_list_is_the_same_whichever_index_reads_it() {
 
 #[tokio::test]
 async fn kept_counts_show_a_change_made_here_at_once_and_one_made_elsewhere_within_their_age() {
-    let t = TestApp::spawn_with("2026-08-20T10:00:00+08:00", |c| c.overview_cache_seconds = 2).await;
-    t.company_tree().await;
-    t.install("ideology-company", "2026-01-01", None).await;
-    t.set_now("2026-11-20T10:00:00+08:00");
-    give(&t, "li", "HGS", "secretary").await;
+    let t = company_with(|c| c.overview_cache_seconds = 2).await;
     let page = t.sign_in("li").await;
     let fresh = |rollup: &Value, code: &str| -> Vec<i64> {
         let child = rollup["children"].as_array().unwrap().iter().find(|c| c["code"] == code).unwrap().clone();

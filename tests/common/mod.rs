@@ -117,19 +117,7 @@ pub struct TestApp {
 impl TestApp {
     /// A portal whose clock reads `now` (RFC 3339), with an admin user `admin` and a token.
     pub async fn spawn_at(now: &str) -> TestApp {
-        let db_name = fresh_database().await;
-        let data_dir = std::env::temp_dir().join(&db_name);
-        let config = Config::for_tests(url_for(&db_name), data_dir.clone());
-        let pool = zerenzhi::db::connect(&url_for(&db_name), 6).await.expect("connect");
-        let clock = Clock::frozen_at(instant(now));
-        let app = App::new(pool.clone(), clock.clone(), config).await.expect("app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(zerenzhi::web::serve(app.clone(), listener, std::future::pending()));
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let mut t = TestApp { base, app, pool, clock, db_name, http, admin_token: String::new(), data_dir };
-        t.admin_token = t.user("admin", true).await;
-        t
+        TestApp::spawn_with(now, |_| {}).await
     }
 
     /// Create a user (password `correct-horse-battery`) and return an API token for them.
