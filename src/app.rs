@@ -27,6 +27,8 @@ pub struct Inner {
     pub materializer: Materializer,
     /// The subtree overview's kept counts; told of every change made through this process.
     pub counts: CountsCache,
+    /// Rule versions' unchanging text, kept once read ([`crate::db::catalog`]).
+    pub catalog: crate::db::catalog::RuleCatalog,
 }
 
 impl std::ops::Deref for App {
@@ -47,6 +49,7 @@ impl App {
             pool,
             clock,
             counts: CountsCache::new(Duration::from_secs(config.overview_cache_seconds)),
+            catalog: Default::default(),
             config,
             settings: RwLock::new(Arc::new(s)),
             materializer: Materializer::default(),

@@ -6,7 +6,7 @@ mod common;
 use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::json;
-use zerenzhi::db::{orgs, rules};
+use zerenzhi::db::{duties, orgs, rules};
 
 /// The per-subtree totals equal a recount of the duties, for every organisation.
 async fn assert_totals_true(t: &TestApp) {
@@ -44,6 +44,30 @@ async fn two_companies() -> TestApp {
 async fn org(t: &TestApp, code: &str) -> orgs::Org {
     let mut conn = t.pool.acquire().await.unwrap();
     orgs::find_by_code(&mut conn, code).await.unwrap().unwrap()
+}
+
+/// A new version of `old` from a day, with another title, count and review flag.
+fn change_from(
+    old: &rules::RuleVersion,
+    (y, m, d): (i32, u32, u32),
+    title: &str,
+    min_count: i32,
+    needs_review: bool,
+) -> rules::VersionChange {
+    rules::VersionChange {
+        effective_from: chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap(),
+        retired: false,
+        title: title.into(),
+        clause: old.clause.clone(),
+        clause_text: String::new(),
+        kinds: old.kinds.clone(),
+        root_org_id: old.root_org_id,
+        responsible_role: old.responsible_role.clone(),
+        min_count,
+        grace_days: 0,
+        lead_days: None,
+        needs_review,
+    }
 }
 
 fn rules_of(statuses: Vec<(String, String)>) -> Vec<String> {
@@ -149,20 +173,7 @@ async fn a_rule_change_from_the_current_period_applies_now_and_leaves_the_past_a
     let today = chrono::NaiveDate::from_ymd_opt(2026, 5, 10).unwrap();
     let old = rules::version_on(&mut conn, rule.id, today).await.unwrap().unwrap();
     drop(conn);
-    let change = rules::VersionChange {
-        effective_from: chrono::NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(),
-        retired: false,
-        title: "每季度召开两次分析研判会".into(),
-        clause: old.clause.clone(),
-        clause_text: String::new(),
-        kinds: old.kinds.clone(),
-        root_org_id: old.root_org_id,
-        responsible_role: old.responsible_role.clone(),
-        min_count: 2,
-        grace_days: 0,
-        lead_days: None,
-        needs_review: false,
-    };
+    let change = change_from(&old, (2026, 4, 1), "每季度召开两次分析研判会", 2, false);
     let settings = t.app.settings();
     let mut tx = t.pool.begin().await.unwrap();
     let impact = rules::change_rule(&mut tx, &settings, &rule, &change, None, t.clock.now(), today).await.unwrap();
@@ -185,20 +196,7 @@ async fn a_rule_change_dated_before_the_current_period_is_refused() {
     let rule = rules::find_by_code(&mut conn, "A7").await.unwrap().unwrap();
     let today = chrono::NaiveDate::from_ymd_opt(2026, 5, 10).unwrap();
     let old = rules::version_on(&mut conn, rule.id, today).await.unwrap().unwrap();
-    let change = rules::VersionChange {
-        effective_from: chrono::NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
-        retired: false,
-        title: old.title.clone(),
-        clause: old.clause.clone(),
-        clause_text: String::new(),
-        kinds: old.kinds.clone(),
-        root_org_id: old.root_org_id,
-        responsible_role: old.responsible_role.clone(),
-        min_count: 3,
-        grace_days: 0,
-        lead_days: None,
-        needs_review: false,
-    };
+    let change = change_from(&old, (2026, 3, 31), &old.title, 3, false);
     let err =
         rules::change_rule(&mut conn, &t.app.settings(), &rule, &change, None, t.clock.now(), today).await.unwrap_err();
     assert_eq!(err.status(), 400);
@@ -259,4 +257,57 @@ async fn a_rule_waived_for_one_organisation_waives_its_open_and_future_duties() 
     t.set_now("2026-07-02T09:00:00+08:00");
     assert_eq!(t.status_of("HX-2", "2026-Q3", "A11").await, "waived", "and later periods come waived");
     assert_totals_true(&t).await;
+}
+
+/// A7's title in each 2026 period, as the workbench reads it (through the rule catalog).
+async fn a7_titles(t: &TestApp, org_id: i64) -> Vec<(String, String)> {
+    let mut conn = t.pool.acquire().await.unwrap();
+    let settings = t.app.settings();
+    let duties =
+        duties::for_orgs_year(&mut conn, &t.app.catalog, &settings, &[(org_id, None)], 2026, t.clock.now(), true)
+            .await
+            .unwrap();
+    duties.into_iter().filter(|d| d.duty.rule == "A7").map(|d| (d.duty.period, d.duty.title)).collect()
+}
+
+#[tokio::test]
+async fn rule_wording_is_kept_once_read_and_the_database_refuses_to_change_it() {
+    let t = two_companies().await;
+    let hx1 = org(&t, "HX-1").await;
+    let old_title = "召开意识形态分析研判会".to_string();
+    let before = a7_titles(&t, hx1.id).await;
+    assert_eq!(before, [("2026-Q1".to_string(), old_title.clone()), ("2026-Q2".to_string(), old_title.clone())]);
+
+    // New wording from Q2 is a new version: the kept copy of the old one stays right for Q1.
+    let mut conn = t.pool.acquire().await.unwrap();
+    let rule = rules::find_by_code(&mut conn, "A7").await.unwrap().unwrap();
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 5, 10).unwrap();
+    let old = rules::version_on(&mut conn, rule.id, today).await.unwrap().unwrap();
+    let change = change_from(&old, (2026, 4, 1), "每季度召开两次分析研判会", old.min_count, old.needs_review);
+    let mut tx = t.pool.begin().await.unwrap();
+    rules::change_rule(&mut tx, &t.app.settings(), &rule, &change, None, t.clock.now(), today).await.unwrap();
+    tx.commit().await.unwrap();
+    let after = a7_titles(&t, hx1.id).await;
+    assert_eq!(
+        after,
+        [("2026-Q1".to_string(), old_title), ("2026-Q2".to_string(), "每季度召开两次分析研判会".to_string())]
+    );
+
+    // What is kept cannot change underneath: the database refuses it; other columns may.
+    for refused in [
+        "update rule_version set title = '改过的标题' where rule_id = $1",
+        "update rule_version set clause = '第九条' where rule_id = $1",
+        "update rule_version set needs_review = not needs_review where rule_id = $1",
+        "update rule set code = 'Z9' where id = $1",
+        "update rule set position = position + 100 where id = $1",
+        "delete from rule_version where rule_id = $1",
+    ] {
+        let err = sqlx::query(refused).bind(rule.id).execute(&mut *conn).await.unwrap_err();
+        assert!(err.to_string().contains("never change"), "{refused}: {err}");
+    }
+    sqlx::query("update rule_version set lead_days = 7 where rule_id = $1")
+        .bind(rule.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
 }

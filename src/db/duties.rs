@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 
+use super::catalog::{RuleCatalog, VersionInfo};
 use super::locks;
 use super::settings::Settings;
 use crate::domain::period::{Cadence, Period};
@@ -556,11 +557,11 @@ pub struct DutyView {
     pub person_id: Option<i64>,
 }
 
+/// A duty as stored, with its deadlines and person.
 #[derive(sqlx::FromRow)]
 struct DutyRow {
     id: i64,
     rule_id: i64,
-    rule: String,
     person_id: Option<i64>,
     person_name: Option<String>,
     period_key: String,
@@ -570,19 +571,37 @@ struct DutyRow {
     accepted: i32,
     pending: i32,
     class: String,
+}
+
+/// What a duty shows of its rule and rule version.
+#[derive(sqlx::FromRow)]
+struct RuleText {
+    rule: String,
     title: String,
     clause: String,
     record_kind: String,
     needs_review: bool,
 }
 
+impl RuleText {
+    fn of(v: &VersionInfo) -> RuleText {
+        RuleText {
+            rule: v.rule_code.clone(),
+            title: v.title.clone(),
+            clause: v.clause.clone(),
+            record_kind: v.record_kind.clone(),
+            needs_review: v.needs_review,
+        }
+    }
+}
+
 impl DutyRow {
-    fn view(self, settings: &Settings, now: DateTime<Utc>) -> DutyView {
+    fn view(self, text: RuleText, settings: &Settings, now: DateTime<Utc>) -> DutyView {
         let settled: Settled = self.class.parse().unwrap_or(Settled::Pending);
         let dl = Deadlines { due_at: self.due_at, due_soon_at: self.due_soon_at };
         DutyView {
             id: self.id.to_string(),
-            rule: self.rule,
+            rule: text.rule,
             person: self.person_id.map(|p| p.to_string()),
             person_name: self.person_name,
             period: self.period_key,
@@ -591,15 +610,24 @@ impl DutyRow {
             accepted: self.accepted,
             pending: self.pending,
             status: status_at(settled, dl, now),
-            title: self.title,
-            clause: self.clause,
-            record_kind: self.record_kind,
-            needs_review: self.needs_review,
+            title: text.title,
+            clause: text.clause,
+            record_kind: text.record_kind,
+            needs_review: text.needs_review,
             due_soon_at: self.due_soon_at,
             rule_id: self.rule_id,
             person_id: self.person_id,
         }
     }
+}
+
+/// A duty with its rule's text, as read in one query.
+#[derive(sqlx::FromRow)]
+struct DutyWithText {
+    #[sqlx(flatten)]
+    duty: DutyRow,
+    #[sqlx(flatten)]
+    text: RuleText,
 }
 
 /// One organisation's duties whose period is exactly `period`, in the order the rules
@@ -611,7 +639,7 @@ pub async fn for_org_period(
     period: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DutyView>> {
-    let rows: Vec<DutyRow> = sqlx::query_as(
+    let rows: Vec<DutyWithText> = sqlx::query_as(
         "select d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
                 rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
                 v.needs_review
@@ -627,7 +655,7 @@ pub async fn for_org_period(
     .bind(period)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| r.view(settings, now)).collect())
+    Ok(rows.into_iter().map(|r| r.duty.view(r.text, settings, now)).collect())
 }
 
 /// Counts of duties by status, all eight statuses present.
@@ -736,9 +764,11 @@ pub async fn waive(conn: &mut PgConnection, duty_id: i64, by: i64, reason: &str,
 
 /// The duties of some organisations in one year (every cadence), for the workbench:
 /// `orgs` pairs an organisation with the person whose duties alone are wanted there
-/// (a leadership member), or `None` for all of them (its secretary).
+/// (a leadership member), or `None` for all of them (its secretary). Each comes with
+/// its rule version's unchanging text from `catalog`, not joined here.
 pub async fn for_orgs_year(
     conn: &mut PgConnection,
+    catalog: &RuleCatalog,
     settings: &Settings,
     orgs: &[(i64, Option<i64>)],
     year: i32,
@@ -763,14 +793,11 @@ pub async fn for_orgs_year(
              where $4 and org_id = any($1) and period_key >= $2 and period_key < $3
                and state in ('draft', 'returned')
              order by org_id, rule_id, period_key, coalesce(person_id, 0), created_at desc)
-         select d.org_id, d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
-                rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
-                v.needs_review, o.id as open_id, o.state as open_state, rv.comment as open_comment,
-                rv.reviewer as open_reviewer
+         select d.org_id, d.id, d.rule_id, rp.version_id, d.person_id, p.name as person_name, d.period_key,
+                d.due_at, rp.due_soon_at, d.required, d.accepted, d.pending, d.class, o.id as open_id,
+                o.state as open_state, rv.comment as open_comment, rv.reviewer as open_reviewer
          from d
-         join rule r on r.id = d.rule_id
          join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
-         join rule_version v on v.id = rp.version_id
          left join person p on p.id = d.person_id
          left join o on o.org_id = d.org_id and o.rule_id = d.rule_id and o.period_key = d.period_key
                     and o.person_id = coalesce(d.person_id, 0)
@@ -778,35 +805,44 @@ pub async fn for_orgs_year(
                             from record_review rw join app_user u on u.id = rw.reviewer_id
                             where o.state = 'returned' and rw.record_id = o.id and rw.decision = 'return'
                             order by rw.created_at desc limit 1) rv on true
-         order by d.org_id, d.due_at, r.system_id, r.position, p.name",
+         order by d.org_id, d.due_at, p.name",
     )
     .bind(&ids)
     .bind(year.to_string())
     .bind((year + 1).to_string())
     .bind(with_open)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows
+    let versions = catalog.versions(conn, rows.iter().filter_map(|r| r.version_id)).await?;
+    let mut out: Vec<(i64, i32, OrgDuty)> = rows
         .into_iter()
         .filter(|r| {
             orgs.iter().any(|(id, person)| *id == r.org_id && person.is_none_or(|p| r.duty.person_id == Some(p)))
         })
-        .map(|r| OrgDuty {
-            org_id: r.org_id,
-            open: r.open_id.map(|id| OpenRecord {
+        .filter_map(|r| {
+            let v = versions.get(&r.version_id?)?;
+            let open = r.open_id.map(|id| OpenRecord {
                 id,
                 returned: r.open_state.as_deref() == Some("returned"),
                 comment: r.open_comment,
                 reviewer: r.open_reviewer,
-            }),
-            duty: r.duty.view(settings, now),
+            });
+            let duty = r.duty.view(RuleText::of(v), settings, now);
+            Some((v.system_id, v.position, OrgDuty { org_id: r.org_id, open, duty }))
         })
-        .collect())
+        .collect();
+    // By organisation and deadline, then as the rules stand in their systems; the sort is
+    // stable, so duties of one rule keep the database's order of their people's names.
+    out.sort_by(|(sa, pa, a), (sb, pb, b)| {
+        (a.org_id, a.duty.due_at, *sa, *pa).cmp(&(b.org_id, b.duty.due_at, *sb, *pb))
+    });
+    Ok(out.into_iter().map(|(_, _, d)| d).collect())
 }
 
 #[derive(sqlx::FromRow)]
 struct OrgDutyRow {
     org_id: i64,
+    version_id: Option<i64>,
     #[sqlx(flatten)]
     duty: DutyRow,
     open_id: Option<i64>,

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod attachments;
 pub mod audit;
+pub mod catalog;
 pub mod cluster;
 pub mod duties;
 pub mod feeds;

@@ -18,7 +18,6 @@ use super::{Layout, PageError, PageResultExt, error_page, local_path, render};
 use crate::app::App;
 use crate::db::duties::{self, DutyView};
 use crate::db::orgs::{self, Org};
-use crate::db::settings::Settings;
 use crate::db::{audit, feeds, users};
 use crate::domain::period::Period;
 use crate::domain::status::Status;
@@ -61,7 +60,7 @@ struct Deadline<'a> {
 /// days after today, the deadlines of periods still to start.
 async fn deadlines_between(
     conn: &mut sqlx::PgConnection,
-    settings: &Settings,
+    app: &App,
     targets: &[(i64, Option<i64>)],
     from: NaiveDate,
     until: NaiveDate,
@@ -74,10 +73,11 @@ async fn deadlines_between(
     if targets.is_empty() {
         return Ok(out);
     }
+    let settings = app.settings();
     let last_year = until.year().min(today.year());
     for year in (from.year() - 1)..=last_year {
         out.extend(
-            duties::for_orgs_year(conn, settings, targets, year, now, false)
+            duties::for_orgs_year(conn, &app.catalog, &settings, targets, year, now, false)
                 .await?
                 .into_iter()
                 .map(|d| (d.org_id, d.duty)),
@@ -301,7 +301,7 @@ async fn month_calendar(
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
     let duty_rows =
-        deadlines_between(&mut conn, &settings, &targets, first, month_end, today, user.now).await.page(&user)?;
+        deadlines_between(&mut conn, &app, &targets, first, month_end, today, user.now).await.page(&user)?;
     let feed = feeds::live_for_user(&mut conn, user.principal.user_id).await.page(&user)?;
     drop(conn);
 
@@ -530,7 +530,7 @@ async fn feed_body(app: &App, token: &str, now: DateTime<Utc>, today: NaiveDate)
     // Last year's deadlines to next year's: what has started by today.
     let from = NaiveDate::from_ymd_opt(today.year() - 1, 1, 1).unwrap_or(today);
     let until = NaiveDate::from_ymd_opt(today.year() + 1, 12, 31).unwrap_or(today);
-    let rows = deadlines_between(&mut conn, &settings, &targets, from, until, today, now).await?;
+    let rows = deadlines_between(&mut conn, app, &targets, from, until, today, now).await?;
     feeds::touch(&mut conn, &feed, now).await?;
     drop(conn);
 

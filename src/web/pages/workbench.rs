@@ -92,7 +92,8 @@ async fn workbench(
     let mut conn = app.hot_reads.acquire().await.page(&user)?;
     let ids: Vec<i64> = targets.iter().map(|(id, _)| *id).collect();
     let org_list: Vec<Org> = orgs::by_ids(&mut conn, &ids).await.page(&user)?;
-    let mut duties = duties::for_orgs_year(&mut conn, &settings, &targets, year, user.now, true).await.page(&user)?;
+    let mut duties =
+        duties::for_orgs_year(&mut conn, &app.catalog, &settings, &targets, year, user.now, true).await.page(&user)?;
     conn.release();
 
     let mut sections = Vec::new();
