@@ -311,3 +311,58 @@ async fn rule_wording_is_kept_once_read_and_the_database_refuses_to_change_it() 
         .await
         .unwrap();
 }
+
+/// The SQLSTATE of a statement that must fail.
+async fn refused(conn: &mut sqlx::PgConnection, sql: &str) -> String {
+    let err = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut *conn).await.expect_err(sql);
+    err.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned()).unwrap_or_else(|| format!("{err}"))
+}
+
+#[tokio::test]
+async fn a_duty_names_an_existing_organisation_and_rule_period_and_neither_goes_away() {
+    let t = two_companies().await;
+    let mut conn = t.pool.acquire().await.unwrap();
+    // A copy of a real duty, with one reference changed at a time.
+    let copy = |changes: &str| {
+        format!(
+            "insert into duty (org_id, rule_id, period_key, person_id, required, due_at, created_at)
+             select {changes}, person_id, required, due_at, created_at from duty d
+             where exists (select 1 from org o where o.id = d.org_id and o.code = 'HX-1')
+               and period_key = '2026-Q1' and person_id is null limit 1"
+        )
+    };
+    assert_eq!(
+        refused(&mut conn, &copy("org_id + 1000000, rule_id, period_key")).await,
+        "23503",
+        "no such organisation"
+    );
+    assert_eq!(refused(&mut conn, &copy("org_id, rule_id, '2031-Q1'")).await, "23503", "no such rule period");
+    assert_eq!(refused(&mut conn, &copy("org_id, rule_id + 1000, period_key")).await, "23503", "no such rule");
+    // A good statement with one bad row among many is refused whole.
+    let before: i64 = sqlx::query_scalar("select count(*) from duty").fetch_one(&mut *conn).await.unwrap();
+    let mixed = "insert into duty (org_id, rule_id, person_id, period_key, required, due_at, created_at)
+                 select case when row_number() over (order by d.id) = 1 then -1 else o.id end,
+                        d.rule_id, d.person_id, d.period_key, d.required, d.due_at, d.created_at
+                 from duty d join org o on o.code = 'FX-1' where d.period_key = '2026-Q1'
+                 on conflict do nothing";
+    assert_eq!(refused(&mut conn, mixed).await, "23503");
+    let after: i64 = sqlx::query_scalar("select count(*) from duty").fetch_one(&mut *conn).await.unwrap();
+    assert_eq!(before, after);
+
+    // What duties refer to stays: no delete, truncate or change of key.
+    for sql in [
+        "delete from rule_period where period_key = '2026-Q1'",
+        "truncate rule_period cascade",
+        "update rule_period set period_key = '2030-Q1' where period_key = '2026-Q1'",
+        "delete from org where code = 'HX-2'",
+        "truncate org cascade",
+        "update duty set period_key = '2026-Q2' where period_key = '2026-Q1'",
+        "update duty set org_id = (select id from org where code = 'HX-2') where period_key = '2026-Q1'",
+    ] {
+        assert_eq!(refused(&mut conn, sql).await, "23503", "{sql}");
+    }
+    // A good insert still goes in: the same duty for a new branch under the company.
+    t.org("HX-3", "branch", Some("HGS"), "2015-01-01").await;
+    assert_eq!(t.status_of("HX-3", "2026-Q1", "A7").await, "overdue");
+    assert_totals_true(&t).await;
+}
