@@ -5,9 +5,9 @@
 //! Those columns never change once written (migration 0011 refuses an update that would
 //! change them, and any delete): new wording is a new version, with a new id. So a kept
 //! entry is never stale, nothing needs telling when a rule is added (its versions are
-//! simply not kept yet), and several servers each keep their own copy safely. The
-//! workbench reads its duties without joining `rule` and `rule_version` for them, a
-//! fifth of its query's time.
+//! simply not kept yet), and several servers each keep their own copy safely. Duties are
+//! read without joining `rule` and `rule_version` for them (`duties::for_org_period`,
+//! `duties::for_orgs_year`): on the workbench that join was a fifth of its query's time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -557,11 +557,13 @@ pub struct DutyView {
     pub person_id: Option<i64>,
 }
 
-/// A duty as stored, with its deadlines and person.
+/// A duty as stored, with its deadlines, person and rule version; the version's text
+/// comes from the [`RuleCatalog`].
 #[derive(sqlx::FromRow)]
 struct DutyRow {
     id: i64,
     rule_id: i64,
+    version_id: Option<i64>,
     person_id: Option<i64>,
     person_name: Option<String>,
     period_key: String,
@@ -573,35 +575,13 @@ struct DutyRow {
     class: String,
 }
 
-/// What a duty shows of its rule and rule version.
-#[derive(sqlx::FromRow)]
-struct RuleText {
-    rule: String,
-    title: String,
-    clause: String,
-    record_kind: String,
-    needs_review: bool,
-}
-
-impl RuleText {
-    fn of(v: &VersionInfo) -> RuleText {
-        RuleText {
-            rule: v.rule_code.clone(),
-            title: v.title.clone(),
-            clause: v.clause.clone(),
-            record_kind: v.record_kind.clone(),
-            needs_review: v.needs_review,
-        }
-    }
-}
-
 impl DutyRow {
-    fn view(self, text: RuleText, settings: &Settings, now: DateTime<Utc>) -> DutyView {
+    fn view(self, v: &VersionInfo, settings: &Settings, now: DateTime<Utc>) -> DutyView {
         let settled: Settled = self.class.parse().unwrap_or(Settled::Pending);
         let dl = Deadlines { due_at: self.due_at, due_soon_at: self.due_soon_at };
         DutyView {
             id: self.id.to_string(),
-            rule: text.rule,
+            rule: v.rule_code.clone(),
             person: self.person_id.map(|p| p.to_string()),
             person_name: self.person_name,
             period: self.period_key,
@@ -610,10 +590,10 @@ impl DutyRow {
             accepted: self.accepted,
             pending: self.pending,
             status: status_at(settled, dl, now),
-            title: text.title,
-            clause: text.clause,
-            record_kind: text.record_kind,
-            needs_review: text.needs_review,
+            title: v.title.clone(),
+            clause: v.clause.clone(),
+            record_kind: v.record_kind.clone(),
+            needs_review: v.needs_review,
             due_soon_at: self.due_soon_at,
             rule_id: self.rule_id,
             person_id: self.person_id,
@@ -621,41 +601,40 @@ impl DutyRow {
     }
 }
 
-/// A duty with its rule's text, as read in one query.
-#[derive(sqlx::FromRow)]
-struct DutyWithText {
-    #[sqlx(flatten)]
-    duty: DutyRow,
-    #[sqlx(flatten)]
-    text: RuleText,
-}
-
 /// One organisation's duties whose period is exactly `period`, in the order the rules
 /// stand in their systems, then by person.
 pub async fn for_org_period(
     conn: &mut PgConnection,
+    catalog: &RuleCatalog,
     settings: &Settings,
     org_id: i64,
     period: &str,
     now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<DutyView>> {
-    let rows: Vec<DutyWithText> = sqlx::query_as(
-        "select d.id, d.rule_id, r.code as rule, d.person_id, p.name as person_name, d.period_key, d.due_at,
-                rp.due_soon_at, d.required, d.accepted, d.pending, d.class, v.title, v.clause, r.record_kind,
-                v.needs_review
+    let rows: Vec<DutyRow> = sqlx::query_as(
+        "select d.id, d.rule_id, rp.version_id, d.person_id, p.name as person_name, d.period_key, d.due_at,
+                rp.due_soon_at, d.required, d.accepted, d.pending, d.class
          from duty d
-         join rule r on r.id = d.rule_id
          join rule_period rp on rp.rule_id = d.rule_id and rp.period_key = d.period_key
-         join rule_version v on v.id = rp.version_id
          left join person p on p.id = d.person_id
          where d.org_id = $1 and d.period_key = $2
-         order by r.system_id, r.position, p.name, d.person_id",
+         order by p.name, d.person_id",
     )
     .bind(org_id)
     .bind(period)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|r| r.duty.view(r.text, settings, now)).collect())
+    let versions = catalog.versions(conn, rows.iter().filter_map(|r| r.version_id)).await?;
+    let mut out: Vec<(&VersionInfo, DutyView)> = rows
+        .into_iter()
+        .filter_map(|r| {
+            let v = versions.get(&r.version_id?)?;
+            Some((&**v, r.view(v, settings, now)))
+        })
+        .collect();
+    // Stable: one rule's duties keep the database's order of their people.
+    out.sort_by_key(|(v, _)| (v.system_id, v.position));
+    Ok(out.into_iter().map(|(_, d)| d).collect())
 }
 
 /// Counts of duties by status, all eight statuses present.
@@ -813,36 +792,32 @@ pub async fn for_orgs_year(
     .bind(with_open)
     .fetch_all(&mut *conn)
     .await?;
-    let versions = catalog.versions(conn, rows.iter().filter_map(|r| r.version_id)).await?;
-    let mut out: Vec<(i64, i32, OrgDuty)> = rows
+    let versions = catalog.versions(conn, rows.iter().filter_map(|r| r.duty.version_id)).await?;
+    let mut out: Vec<(&VersionInfo, OrgDuty)> = rows
         .into_iter()
         .filter(|r| {
             orgs.iter().any(|(id, person)| *id == r.org_id && person.is_none_or(|p| r.duty.person_id == Some(p)))
         })
         .filter_map(|r| {
-            let v = versions.get(&r.version_id?)?;
+            let v = versions.get(&r.duty.version_id?)?;
             let open = r.open_id.map(|id| OpenRecord {
                 id,
                 returned: r.open_state.as_deref() == Some("returned"),
                 comment: r.open_comment,
                 reviewer: r.open_reviewer,
             });
-            let duty = r.duty.view(RuleText::of(v), settings, now);
-            Some((v.system_id, v.position, OrgDuty { org_id: r.org_id, open, duty }))
+            Some((&**v, OrgDuty { org_id: r.org_id, open, duty: r.duty.view(v, settings, now) }))
         })
         .collect();
     // By organisation and deadline, then as the rules stand in their systems; the sort is
     // stable, so duties of one rule keep the database's order of their people's names.
-    out.sort_by(|(sa, pa, a), (sb, pb, b)| {
-        (a.org_id, a.duty.due_at, *sa, *pa).cmp(&(b.org_id, b.duty.due_at, *sb, *pb))
-    });
-    Ok(out.into_iter().map(|(_, _, d)| d).collect())
+    out.sort_by_key(|(v, d)| (d.org_id, d.duty.due_at, v.system_id, v.position));
+    Ok(out.into_iter().map(|(_, d)| d).collect())
 }
 
 #[derive(sqlx::FromRow)]
 struct OrgDutyRow {
     org_id: i64,
-    version_id: Option<i64>,
     #[sqlx(flatten)]
     duty: DutyRow,
     open_id: Option<i64>,

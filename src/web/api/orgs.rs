@@ -241,7 +241,7 @@ async fn list_duties(
     if !duties::has_started(&settings, period, user.now) {
         return Ok(Json(vec![]));
     }
-    Ok(Json(duties::for_org_period(&mut conn, &settings, org.id, &period.to_string(), user.now).await?))
+    Ok(Json(duties::for_org_period(&mut conn, &app.catalog, &settings, org.id, &period.to_string(), user.now).await?))
 }
 
 #[derive(Serialize)]
@@ -277,7 +277,7 @@ async fn rollup(
         // its own duties, no children.
         let key = period.to_string();
         let mut counts = duties::StatusCounts::default();
-        for d in duties::for_org_period(&mut conn, &app.settings(), org.id, &key, user.now).await? {
+        for d in duties::for_org_period(&mut conn, &app.catalog, &app.settings(), org.id, &key, user.now).await? {
             counts.add(d.status, 1);
         }
         return Ok(Json(Rollup { org: org.code, name: org.name, period: key, counts, children: Vec::new() }));

@@ -70,7 +70,7 @@ async fn duty_page(State(app): State<App>, user: PageUser, Path(id): Path<String
     let mut conn = app.pool.acquire().await.page(&user)?;
     let found = records::find_duty_ref(&mut conn, id).await.page(&user)?.ok_or_else(not_found)?;
     let org = guard::visible_org_id(&mut conn, &user.principal, found.org_id).await.page(&user)?;
-    let duty = duties::for_org_period(&mut conn, &settings, org.id, &found.period_key, user.now)
+    let duty = duties::for_org_period(&mut conn, &app.catalog, &settings, org.id, &found.period_key, user.now)
         .await
         .page(&user)?
         .into_iter()

@@ -509,7 +509,7 @@ async fn load_for_edit(
     let org = guard::visible_org_id(&mut conn, &user.principal, rec.org_id).await.page(user)?;
     let rule = rules::find_by_code(&mut conn, &rec.rule).await.page(user)?.ok_or_else(not_found)?;
     let period: Period = rec.period.parse().map_err(|_| not_found())?;
-    let duty = duties::for_org_period(&mut conn, &settings, org.id, &rec.period, user.now)
+    let duty = duties::for_org_period(&mut conn, &app.catalog, &settings, org.id, &rec.period, user.now)
         .await
         .page(user)?
         .into_iter()
@@ -568,7 +568,7 @@ async fn new_context(
         "" => None,
         p => Some(parse_id(p).ok_or_else(not_found)?),
     };
-    let duty = duties::for_org_period(conn, &settings, org.id, &period.to_string(), user.now)
+    let duty = duties::for_org_period(conn, &app.catalog, &settings, org.id, &period.to_string(), user.now)
         .await
         .page(user)?
         .into_iter()
